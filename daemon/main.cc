@@ -1,1 +1,148 @@
-int main() { return 0; }
+// spanrelayd: parses flags, loads the configuration, runs the Relay until
+// SIGTERM/SIGINT, and returns an exit code. Everything else lives in the
+// components under daemon/.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <string_view>
+
+#include "daemon/config/config_loader.h"
+#include "daemon/relay.h"
+
+namespace {
+
+constexpr std::string_view kUsage =
+    R"(usage: spanrelayd [--config FILE] [--check-config] [--ready-file FILE]
+       spanrelayd --version | --help
+
+A per-host OpenTelemetry trace relay: OTLP/gRPC and OTLP/HTTP in (TCP and Unix
+sockets), batching, compression and retry toward an upstream collector.
+
+  --config FILE      YAML configuration (default: built-in defaults, which listen on
+                     127.0.0.1:4317/4318 and write spans to ./var/spans.jsonl)
+  --check-config     validate the configuration, print a summary and exit
+                     (exit 0 when valid, 2 when not)
+  --ready-file FILE  once every listener is bound, write their addresses there as
+                     JSON (for supervisors and tests; ports chosen with :0 appear)
+  --version          print the version and exit
+  --help             print this text and exit
+)";
+
+struct Flags {
+  std::string config_path;
+  std::string ready_file;
+  bool check_config = false;
+};
+
+// Returns the exit code to stop with, or -1 to run.
+int parse_flags(int argc, char** argv, Flags& flags) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= argc) {
+        std::cerr << "spanrelayd: " << arg << " needs a value\n" << kUsage;
+        return false;
+      }
+      out = argv[++i];
+      return true;
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "spanrelayd " << SPANRELAY_VERSION << "\n";
+      return 0;
+    } else if (arg == "--config" || arg == "-c") {
+      if (!value(flags.config_path)) return 2;
+    } else if (arg.rfind("--config=", 0) == 0) {
+      flags.config_path = std::string(arg.substr(9));
+    } else if (arg == "--ready-file") {
+      if (!value(flags.ready_file)) return 2;
+    } else if (arg == "--check-config") {
+      flags.check_config = true;
+    } else {
+      std::cerr << "spanrelayd: unknown argument " << arg << "\n" << kUsage;
+      return 2;
+    }
+  }
+  return -1;
+}
+
+bool write_ready_file(const std::string& path, const std::string& json) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << json << "\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  if (const int rc = parse_flags(argc, argv, flags); rc >= 0) return rc;
+
+  spanrelay::Result<spanrelay::config::Config> loaded =
+      flags.config_path.empty() ? spanrelay::config::load_config_string("", "<defaults>")
+                                : spanrelay::config::load_config_file(flags.config_path);
+  if (!loaded.ok()) {
+    std::cerr << "spanrelayd: invalid configuration: " << loaded.error().message << "\n";
+    return 2;
+  }
+  auto config = std::move(loaded).value();
+  if (flags.check_config) {
+    std::cout << "configuration OK: " << config.source << "\n"
+              << spanrelay::config::describe(config) << "\n";
+    return 0;
+  }
+
+  spdlog::set_level(spdlog::level::from_str(config.telemetry.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+
+  // Signals are taken synchronously on this thread: block them before any
+  // other thread exists so that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A peer closing its socket must be an error code, not the end of the process.
+  signal(SIGPIPE, SIG_IGN);
+
+  spdlog::info("spanrelayd {} starting with {}", SPANRELAY_VERSION, config.source);
+  for (std::string_view line : {spanrelay::config::describe(config)}) spdlog::info("{}", line);
+
+  spanrelay::Relay relay(config);
+  if (auto started = relay.start(); !started.ok()) {
+    spdlog::critical("cannot start: {}", started.error().message);
+    relay.shutdown();
+    return 1;
+  }
+  if (!flags.ready_file.empty() && !write_ready_file(flags.ready_file, relay.ready_report())) {
+    spdlog::error("cannot write ready file {}: {}", flags.ready_file, std::strerror(errno));
+  }
+  spdlog::info("ready: {}", relay.ready_report());
+
+  for (;;) {
+    int signal_number = 0;
+    if (sigwait(&signals, &signal_number) != 0) continue;
+    if (signal_number == SIGHUP) {
+      spdlog::warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+      continue;
+    }
+    spdlog::info("{} received: stopping listeners and flushing to the upstream (timeout {} ms)",
+                 strsignal(signal_number), config.service.shutdown_timeout.count());
+    break;
+  }
+  relay.shutdown();
+  spdlog::info("stopped");
+  return 0;
+}

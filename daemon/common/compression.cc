@@ -19,10 +19,14 @@ std::optional<Codec> codec_from_name(std::string_view name) {
 
 std::string_view codec_name(Codec codec) {
   switch (codec) {
-    case Codec::kIdentity: return "identity";
-    case Codec::kGzip: return "gzip";
-    case Codec::kDeflate: return "deflate";
-    case Codec::kZstd: return "zstd";
+    case Codec::kIdentity:
+      return "identity";
+    case Codec::kGzip:
+      return "gzip";
+    case Codec::kDeflate:
+      return "deflate";
+    case Codec::kZstd:
+      return "zstd";
   }
   return "identity";
 }
@@ -32,13 +36,12 @@ namespace {
 constexpr std::size_t kChunk = 64 * 1024;
 
 Decompressed too_large(std::size_t max_output) {
-  return {DecompressStatus::kTooLarge, {},
+  return {DecompressStatus::kTooLarge,
+          {},
           "decompressed body exceeds the limit of " + std::to_string(max_output) + " bytes"};
 }
 
-Decompressed corrupt(std::string what) {
-  return {DecompressStatus::kCorrupt, {}, std::move(what)};
-}
+Decompressed corrupt(std::string what) { return {DecompressStatus::kCorrupt, {}, std::move(what)}; }
 
 struct InflateStream {
   z_stream stream{};
@@ -97,7 +100,8 @@ Decompressed unzstd_body(std::string_view input, std::size_t max_output) {
   while (in.pos < in.size) {
     ZSTD_outBuffer chunk{buffer.data(), buffer.size(), 0};
     last_rc = ZSTD_decompressStream(stream.get(), &chunk, &in);
-    if (ZSTD_isError(last_rc)) return corrupt(std::string("invalid zstd body: ") + ZSTD_getErrorName(last_rc));
+    if (ZSTD_isError(last_rc))
+      return corrupt(std::string("invalid zstd body: ") + ZSTD_getErrorName(last_rc));
     if (out.bytes.size() + chunk.pos > max_output) return too_large(max_output);
     out.bytes.append(buffer.data(), chunk.pos);
   }
@@ -105,7 +109,8 @@ Decompressed unzstd_body(std::string_view input, std::size_t max_output) {
   while (last_rc != 0) {
     ZSTD_outBuffer chunk{buffer.data(), buffer.size(), 0};
     last_rc = ZSTD_decompressStream(stream.get(), &chunk, &in);
-    if (ZSTD_isError(last_rc)) return corrupt(std::string("invalid zstd body: ") + ZSTD_getErrorName(last_rc));
+    if (ZSTD_isError(last_rc))
+      return corrupt(std::string("invalid zstd body: ") + ZSTD_getErrorName(last_rc));
     if (out.bytes.size() + chunk.pos > max_output) return too_large(max_output);
     out.bytes.append(buffer.data(), chunk.pos);
     if (chunk.pos == 0 && last_rc != 0) return corrupt("truncated zstd body");
@@ -138,23 +143,30 @@ Decompressed decompress(Codec codec, std::string_view input, std::size_t max_out
     case Codec::kIdentity:
       if (input.size() > max_output) return too_large(max_output);
       return {DecompressStatus::kOk, std::string(input), {}};
-    case Codec::kGzip: return inflate_body(input, max_output, 15 + 16);
-    case Codec::kDeflate: return inflate_body(input, max_output, 15);
-    case Codec::kZstd: return unzstd_body(input, max_output);
+    case Codec::kGzip:
+      return inflate_body(input, max_output, 15 + 16);
+    case Codec::kDeflate:
+      return inflate_body(input, max_output, 15);
+    case Codec::kZstd:
+      return unzstd_body(input, max_output);
   }
   return corrupt("unknown codec");
 }
 
 Result<std::string> compress(Codec codec, std::string_view input) {
   switch (codec) {
-    case Codec::kIdentity: return std::string(input);
-    case Codec::kGzip: return deflate_body(input, 15 + 16);
-    case Codec::kDeflate: return deflate_body(input, 15);
+    case Codec::kIdentity:
+      return std::string(input);
+    case Codec::kGzip:
+      return deflate_body(input, 15 + 16);
+    case Codec::kDeflate:
+      return deflate_body(input, 15);
     case Codec::kZstd: {
       std::string out;
       out.resize(ZSTD_compressBound(input.size()));
       const auto n = ZSTD_compress(out.data(), out.size(), input.data(), input.size(), 1);
-      if (ZSTD_isError(n)) return Error{std::string("zstd compression failed: ") + ZSTD_getErrorName(n)};
+      if (ZSTD_isError(n))
+        return Error{std::string("zstd compression failed: ") + ZSTD_getErrorName(n)};
       out.resize(n);
       return out;
     }

@@ -19,8 +19,9 @@ std::optional<std::chrono::milliseconds> RetryPolicy::next_delay(
     delay = std::min(*requested_by_upstream, config_.max_interval);
   } else {
     const auto shift = std::min(attempt, 30u);
-    const auto ceiling_ms = std::min<std::int64_t>(
-        config_.max_interval.count(), config_.initial_interval.count() * (std::int64_t{1} << shift));
+    const auto ceiling_ms =
+        std::min<std::int64_t>(config_.max_interval.count(),
+                               config_.initial_interval.count() * (std::int64_t{1} << shift));
     std::uniform_int_distribution<std::int64_t> jitter(0, std::max<std::int64_t>(ceiling_ms, 1));
     delay = milliseconds(jitter(rng_));
   }

@@ -28,13 +28,18 @@ constexpr std::uint32_t make_tag(std::uint32_t field, WireType type) {
 // returns std::nullopt (or false) on truncated or malformed input.
 class Reader {
  public:
-  explicit Reader(std::string_view bytes) : data_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+  explicit Reader(std::string_view bytes)
+      : data_(bytes.data()), end_(bytes.data() + bytes.size()) {}
 
   bool done() const { return data_ == end_; }
   std::size_t remaining() const { return static_cast<std::size_t>(end_ - data_); }
   const char* position() const { return data_; }
 
   std::optional<std::uint64_t> read_varint() {
+    // Most tags and lengths fit one byte: take them without the loop.
+    if (data_ != end_ && static_cast<std::uint8_t>(*data_) < 0x80) {
+      return static_cast<std::uint8_t>(*data_++);
+    }
     std::uint64_t value = 0;
     for (int shift = 0; shift < 64; shift += 7) {
       if (data_ == end_) return std::nullopt;
@@ -78,11 +83,16 @@ class Reader {
   // never used by OTLP) are refused as malformed.
   bool skip(WireType type) {
     switch (type) {
-      case WireType::kVarint: return read_varint().has_value();
-      case WireType::kFixed64: return skip_bytes(8);
-      case WireType::kLengthDelimited: return read_length_delimited().has_value();
-      case WireType::kFixed32: return skip_bytes(4);
-      default: return false;
+      case WireType::kVarint:
+        return read_varint().has_value();
+      case WireType::kFixed64:
+        return skip_bytes(8);
+      case WireType::kLengthDelimited:
+        return read_length_delimited().has_value();
+      case WireType::kFixed32:
+        return skip_bytes(4);
+      default:
+        return false;
     }
   }
 

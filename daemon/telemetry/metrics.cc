@@ -151,7 +151,7 @@ std::string Registry::render() const {
   std::lock_guard lock(mutex_);
   std::ostringstream out;
   for (const auto& [name, fam] : families_) {
-    const char* type = fam.kind == Kind::kCounter  ? "counter"
+    const char* type = fam.kind == Kind::kCounter ? "counter"
                        : fam.kind == Kind::kGauge ? "gauge"
                                                   : "histogram";
     out << "# HELP " << name << ' ' << fam.help << '\n' << "# TYPE " << name << ' ' << type << '\n';

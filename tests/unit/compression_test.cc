@@ -54,8 +54,9 @@ TEST_CASE("compression: corrupt and truncated bodies are errors, not crashes") {
     CAPTURE(codec_name(codec));
     auto packed = compress(codec, body).value();
     CHECK(decompress(codec, "not compressed at all", 1 << 20).status == DecompressStatus::kCorrupt);
-    CHECK(decompress(codec, std::string_view(packed).substr(0, packed.size() / 2), 1 << 20).status ==
-          DecompressStatus::kCorrupt);
+    CHECK(
+        decompress(codec, std::string_view(packed).substr(0, packed.size() / 2), 1 << 20).status ==
+        DecompressStatus::kCorrupt);
     std::mt19937 rng(11);
     for (int i = 0; i < 200; ++i) {
       auto mutated = packed;

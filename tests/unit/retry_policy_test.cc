@@ -6,7 +6,8 @@ using namespace std::chrono_literals;
 using spanrelay::delivery::RetryPolicy;
 
 namespace {
-spanrelay::config::RetryConfig retry(std::chrono::milliseconds initial, std::chrono::milliseconds max,
+spanrelay::config::RetryConfig retry(std::chrono::milliseconds initial,
+                                     std::chrono::milliseconds max,
                                      std::chrono::milliseconds elapsed) {
   spanrelay::config::RetryConfig c;
   c.initial_interval = initial;

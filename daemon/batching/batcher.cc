@@ -1,0 +1,113 @@
+#include "daemon/batching/batcher.h"
+
+namespace spanrelay::batching {
+
+Batcher::Batcher(config::BatchConfig config, delivery::MemoryBudget& budget, BatchSink sink,
+                 telemetry::Registry& metrics)
+    : config_(config),
+      budget_(budget),
+      sink_(std::move(sink)),
+      batch_spans_(metrics.histogram("spanrelay_batch_spans", "Spans per batch handed to delivery.",
+                                     {1, 8, 32, 128, 512, 1024, 2048, 8192})),
+      pending_spans_(metrics.gauge("spanrelay_queue_spans",
+                                   "Spans accepted and not yet delivered or dropped (open batch, "
+                                   "queue, in flight, retrying).")) {}
+
+Batcher::~Batcher() { shutdown(); }
+
+void Batcher::start() {
+  std::lock_guard lock(mutex_);
+  if (timer_.joinable() || stopping_) return;
+  timer_ = std::thread([this] { timer_loop(); });
+}
+
+void Batcher::shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    admitting_ = false;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (timer_.joinable()) timer_.join();
+  flush();
+}
+
+receivers::Admission Batcher::consume(otlp::ScannedRequest&& request) {
+  std::uint64_t needed = 0;
+  for (const auto& span : request.spans) needed += reservation_for(span.bytes.length);
+
+  std::vector<Batch> ready;
+  bool was_empty = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!admitting_) return {false, "shutting_down", std::chrono::seconds(1)};
+    if (!budget_.try_reserve(needed)) return {false, "memory_limit", std::chrono::seconds(1)};
+    pending_spans_.add(static_cast<std::int64_t>(request.spans.size()));
+    was_empty = writer_.empty();
+
+    for (const auto& span : request.spans) {
+      const auto& scope = request.scope_of(span);
+      const auto& resource = request.resources[scope.resource_index];
+      const auto span_bytes = request.span_bytes(span);
+      // Close the open batch first if this span would push it past max_bytes.
+      if (!writer_.empty() && writer_.encoded_size() + span_bytes.size() +
+                                      resource.header_bytes.size() + scope.header_bytes.size() +
+                                      16 >
+                                  config_.max_bytes) {
+        if (auto batch = take_batch_locked()) ready.push_back(std::move(*batch));
+      }
+      if (writer_.empty()) open_since_ = std::chrono::steady_clock::now();
+      writer_.add_span(resource.header_bytes, scope.header_bytes, span_bytes);
+      open_reserved_ += reservation_for(span_bytes.size());
+      if (writer_.span_count() >= config_.max_spans) {
+        if (auto batch = take_batch_locked()) ready.push_back(std::move(*batch));
+      }
+    }
+  }
+  // The timer sleeps while no batch is open: tell it one opened.
+  if (was_empty) wake_.notify_one();
+  for (auto& batch : ready) sink_(std::move(batch));
+  return {};
+}
+
+std::optional<Batch> Batcher::take_batch_locked() {
+  if (writer_.empty()) return std::nullopt;
+  Batch batch;
+  batch.spans = static_cast<std::uint32_t>(writer_.span_count());
+  batch.request = writer_.finish();
+  batch.reserved_bytes = open_reserved_;
+  batch.created = open_since_;
+  open_reserved_ = 0;
+  batch_spans_.observe(batch.spans);
+  return batch;
+}
+
+void Batcher::flush() {
+  std::optional<Batch> batch;
+  {
+    std::lock_guard lock(mutex_);
+    batch = take_batch_locked();
+  }
+  if (batch) sink_(std::move(*batch));
+}
+
+void Batcher::timer_loop() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    if (writer_.empty()) {
+      wake_.wait(lock);
+      continue;
+    }
+    const auto due = open_since_ + config_.timeout;
+    if (std::chrono::steady_clock::now() < due) {
+      wake_.wait_until(lock, due);
+      continue;
+    }
+    auto batch = take_batch_locked();
+    lock.unlock();
+    if (batch) sink_(std::move(*batch));
+    lock.lock();
+  }
+}
+
+}  // namespace spanrelay::batching

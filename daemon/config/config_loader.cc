@@ -1,0 +1,371 @@
+// The config schema: which keys exist, their rules, and the rules that tie
+// keys together. Generic YAML reading lives in yaml_reader.cc.
+#include "daemon/config/config_loader.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <optional>
+#include <system_error>
+#include <utility>
+
+#include "daemon/config/endpoint.h"
+#include "daemon/config/yaml_reader.h"
+
+namespace spanrelay::config {
+namespace {
+
+constexpr std::uint64_t kKiB = 1ull << 10;
+// gRPC and protobuf take message limits as int: stay well inside 2GiB.
+constexpr std::uint64_t kMaxRequestSizeLimit = 1ull << 30;
+// sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
+constexpr std::size_t kMaxUnixSocketPath = 107;
+// Anything bigger is not a config file (or is /dev/zero); refuse rather than hang.
+constexpr std::size_t kMaxConfigFileBytes = 16u << 20;
+
+constexpr std::array<std::pair<std::string_view, ExporterType>, 3> kExporterTypes{{
+    {"otlp_grpc", ExporterType::kOtlpGrpc},
+    {"otlp_http", ExporterType::kOtlpHttp},
+    {"file", ExporterType::kFile},
+}};
+constexpr std::array<std::pair<std::string_view, Compression>, 3> kCompressions{{
+    {"none", Compression::kNone},
+    {"gzip", Compression::kGzip},
+    {"zstd", Compression::kZstd},
+}};
+constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kLogLevels{{
+    {"trace", "trace"},
+    {"debug", "debug"},
+    {"info", "info"},
+    {"warn", "warn"},
+    {"error", "error"},
+    {"off", "off"},
+}};
+
+// Unquoted, [::1]:4317 is a YAML list followed by junk: say so when a list shows up.
+constexpr std::string_view kHostPortExpected = "host:port (quote IPv6 ones: \"[::1]:4317\")";
+
+// RFC 9110 section 5.6.2 "tchar": the characters allowed in a header name.
+bool is_valid_header_name(std::string_view name) {
+  constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+  return !name.empty() && std::all_of(name.begin(), name.end(), [&](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           kSymbols.find(c) != std::string_view::npos;
+  });
+}
+
+// gRPC metadata values (non "-bin") must be printable ASCII; HTTP/1.1 allows a
+// little more, but one rule for both exporters keeps a config portable.
+bool is_valid_header_value(std::string_view value) {
+  return std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c <= 0x7E; });
+}
+
+std::string lower_case(std::string_view text) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; });
+  return lower;
+}
+
+std::string exporter_type_names() {
+  std::vector<std::string_view> names;
+  for (const auto& [name, type] : kExporterTypes) names.push_back(name);
+  return or_list(names);
+}
+
+// Walks the YAML tree into a Config, section by section. The reader keeps the
+// first error and turns later reads into no-ops, so the walk needs no
+// early-return plumbing; a rule that needs a value read earlier checks
+// reader_.failed() first.
+class Loader {
+ public:
+  explicit Loader(const std::string& source) : source_(source), reader_(source) {}
+
+  Result<Config> load(std::string_view yaml) {
+    Config config;
+    config.source = source_;
+    try {
+      if (const auto root = reader_.parse(yaml)) read_root(*root, &config);
+    } catch (const YAML::Exception& e) {
+      // The walk only uses non-throwing accessors; this is a last line of defence.
+      reader_.fail_at(e.mark, "cannot read the YAML: " + e.msg);
+    }
+    if (reader_.error()) return *reader_.error();
+    return config;
+  }
+
+ private:
+  void read_root(const YAML::Node& root, Config* config) {
+    const Section top = reader_.open_map(
+        root, root.Mark(), "", {"receivers", "batch", "exporter", "telemetry", "service"});
+    read_receivers(top.get("receivers"), &config->receivers);
+    read_batch(top.get("batch"), &config->batch);
+    read_exporter(top.get("exporter"), &config->exporter);
+    read_telemetry(top.get("telemetry"), &config->telemetry);
+    read_service(top.get("service"), &config->service);
+    check_queue_fits_a_batch(*config);
+  }
+
+  void read_receivers(const Field* field, ReceiversConfig* out) {
+    const Section receivers = reader_.open_map(field, {"otlp"});
+    const Section otlp =
+        reader_.open_map(receivers.get("otlp"), {"grpc", "http", "max_request_size"});
+    read_listener(otlp.get("grpc"), &out->grpc);
+    read_listener(otlp.get("http"), &out->http);
+    reader_.read_size(otlp, "max_request_size", &out->max_request_size, kKiB, kMaxRequestSizeLimit);
+  }
+
+  // "" (or an empty value) disables a listener; an omitted key keeps the default.
+  void read_listen_endpoint(const Field* field, std::string* out) {
+    const auto value = reader_.text(field, kHostPortExpected, Empty::kAllowed);
+    if (!value) return;
+    if (!value->empty()) {
+      auto parsed = parse_host_port(*value, EndpointRole::kListen);
+      if (!parsed.ok()) return reader_.fail(*field, parsed.error().message);
+    }
+    *out = *value;
+  }
+
+  void read_listener(const Field* field, ListenerConfig* out) {
+    const Section listener =
+        reader_.open_map(field, {"endpoint", "unix_socket", "unix_socket_mode"});
+    read_listen_endpoint(listener.get("endpoint"), &out->endpoint);
+
+    const Field* socket = listener.get("unix_socket");
+    if (const auto value = reader_.text(socket, "a path", Empty::kAllowed)) {
+      if (value->size() > kMaxUnixSocketPath) {
+        return reader_.fail(*socket, "expected a path of at most " +
+                                         std::to_string(kMaxUnixSocketPath) +
+                                         " bytes (the limit of a Unix socket address), got " +
+                                         std::to_string(value->size()) + " bytes");
+      }
+      if (value->find('\0') != std::string::npos) {
+        return reader_.fail(*socket, "the path contains a NUL byte");
+      }
+      out->unix_socket = *value;  // "" disables the Unix listener
+    }
+
+    // Written "0660" or "660"; an unquoted 0660 is still text to yaml-cpp.
+    const Field* mode = listener.get("unix_socket_mode");
+    const std::string expected = "an octal file mode such as \"0660\"";
+    if (const auto value = reader_.text(mode, expected, Empty::kRejected)) {
+      std::uint32_t bits = 0;
+      bool valid = value->size() <= 4;
+      for (const char c : *value) {
+        if (c < '0' || c > '7') valid = false;
+        if (valid) bits = bits * 8 + static_cast<std::uint32_t>(c - '0');
+      }
+      if (!valid || bits > 0777) {
+        return reader_.fail(*mode, "expected " + expected + ", got " + quoted(*value));
+      }
+      out->unix_socket_mode = bits;
+    }
+  }
+
+  void read_batch(const Field* field, BatchConfig* out) {
+    const Section batch = reader_.open_map(field, {"max_spans", "max_bytes", "timeout"});
+    reader_.read_integer(batch, "max_spans", &out->max_spans, 1, 1'000'000);
+    reader_.read_size(batch, "max_bytes", &out->max_bytes, kKiB, kNoMaximum);
+    reader_.read_duration(batch, "timeout", &out->timeout, Duration(1));
+    if (const Field* max_bytes = batch.get("max_bytes")) batch_max_bytes_ = *max_bytes;
+  }
+
+  void read_exporter(const Field* field, ExporterConfig* out) {
+    if (field == nullptr) return;  // absent: the default file exporter
+    const Section exporter =
+        reader_.open_map(field, {"type", "endpoint", "compression", "timeout", "headers", "path",
+                                 "max_in_flight", "retry", "queue"});
+    if (reader_.failed()) return;
+    const Field* type = exporter.get("type");
+    if (type == nullptr) {
+      return reader_.fail_at(field->key_mark,
+                             "exporter.type: required when the exporter section is present (" +
+                                 exporter_type_names() + ")");
+    }
+    reader_.read_choice(exporter, "type", kExporterTypes, &out->type);
+    if (reader_.failed()) return;
+    read_destination(exporter, *type, out);
+
+    reader_.read_choice(exporter, "compression", kCompressions, &out->compression);
+    const Field* compression = exporter.get("compression");
+    if (!reader_.failed() && compression != nullptr && out->type == ExporterType::kOtlpGrpc &&
+        out->compression == Compression::kZstd) {
+      return reader_.fail(*compression,
+                          "zstd is not available for otlp_grpc (gRPC C++ compresses with gzip or "
+                          "deflate only); use gzip or none");
+    }
+    reader_.read_duration(exporter, "timeout", &out->timeout, Duration(1));
+    read_headers(exporter.get("headers"), &out->headers);
+    reader_.read_integer(exporter, "max_in_flight", &out->max_in_flight, 1, 256);
+    read_retry(exporter.get("retry"), &out->retry);
+
+    const Section queue = reader_.open_map(exporter.get("queue"), {"memory_limit"});
+    reader_.read_size(queue, "memory_limit", &out->queue.memory_limit, kKiB, kNoMaximum);
+    if (const Field* limit = queue.get("memory_limit")) queue_memory_limit_ = *limit;
+  }
+
+  // endpoint for the OTLP exporters, path for the file exporter. The key the
+  // type does not use is ignored (like compression for file), so switching
+  // type is a one-line change.
+  void read_destination(const Section& exporter, const Field& type, ExporterConfig* out) {
+    const bool is_file = out->type == ExporterType::kFile;
+    const Field* destination = exporter.get(is_file ? "path" : "endpoint");
+    (void)reader_.text(exporter.get(is_file ? "endpoint" : "path"), "text", Empty::kAllowed);
+    const auto value =
+        reader_.text(destination, is_file ? "a file path" : "an endpoint", Empty::kAllowed);
+    if (reader_.failed()) return;
+    if (!value || value->empty()) {
+      const Field& where = destination != nullptr ? *destination : type;
+      return reader_.fail_at(YamlReader::mark_of(where),
+                             std::string(is_file ? "exporter.path" : "exporter.endpoint") +
+                                 ": required when exporter.type is " + type.value.Scalar());
+    }
+    if (is_file) {
+      out->path = *value;
+      return;
+    }
+    auto normalized = out->type == ExporterType::kOtlpGrpc ? normalize_grpc_target(*value)
+                                                           : normalize_http_base_url(*value);
+    if (!normalized.ok()) return reader_.fail(*destination, normalized.error().message);
+    out->endpoint = std::move(normalized).value();
+  }
+
+  void read_headers(const Field* field, std::map<std::string, std::string>* out) {
+    const Section headers = reader_.open_map(field, {});
+    for (const auto& [name, header] : headers.fields()) {
+      if (reader_.failed()) return;
+      if (!is_valid_header_name(name)) {
+        return reader_.fail_at(header.key_mark, "exporter.headers: " + quoted(name) +
+                                                    " is not a valid header name (letters, "
+                                                    "digits and !#$%&'*+-.^_`|~ only)");
+      }
+      // Values are never echoed in errors: they are often credentials.
+      if (header.value.IsNull()) return reader_.fail(header, "the header value is missing");
+      if (!header.value.IsScalar()) {
+        return reader_.fail(header,
+                            "expected a header value as text, got " + kind_of(header.value));
+      }
+      if (!is_valid_header_value(header.value.Scalar())) {
+        return reader_.fail(header,
+                            "header values must be printable ASCII (no line breaks or control "
+                            "characters)");
+      }
+      // Header names are case-insensitive, and gRPC wants metadata keys in
+      // lower case (gRPC PROTOCOL-HTTP2.md, "Custom-Metadata").
+      if (!out->emplace(lower_case(name), header.value.Scalar()).second) {
+        return reader_.fail_at(header.key_mark, "exporter.headers: duplicate header " +
+                                                    quoted(lower_case(name)) +
+                                                    " (header names are case-insensitive)");
+      }
+    }
+  }
+
+  void read_retry(const Field* field, RetryConfig* out) {
+    const Section retry =
+        reader_.open_map(field, {"enabled", "initial_interval", "max_interval", "max_elapsed"});
+    reader_.read_bool(retry, "enabled", &out->enabled);
+    reader_.read_duration(retry, "initial_interval", &out->initial_interval, Duration(1));
+    reader_.read_duration(retry, "max_interval", &out->max_interval, Duration(1));
+    // 0 = retry forever.
+    reader_.read_duration(retry, "max_elapsed", &out->max_elapsed, Duration(0));
+    if (reader_.failed() || out->max_interval >= out->initial_interval) return;
+    // Blame the key the user wrote: max_interval if given, else initial_interval.
+    if (const Field* max_interval = retry.get("max_interval")) {
+      return reader_.fail(*max_interval, "must be at least initial_interval (" +
+                                             format_duration(out->initial_interval) + "), got " +
+                                             quoted(max_interval->value.Scalar()));
+    }
+    const Field* initial_interval = retry.get("initial_interval");
+    reader_.fail(*initial_interval, "must be at most max_interval (" +
+                                        format_duration(out->max_interval) + "), got " +
+                                        quoted(initial_interval->value.Scalar()));
+  }
+
+  void read_telemetry(const Field* field, TelemetryConfig* out) {
+    const Section telemetry = reader_.open_map(field, {"metrics", "log"});
+    const Section metrics = reader_.open_map(telemetry.get("metrics"), {"endpoint"});
+    read_listen_endpoint(metrics.get("endpoint"), &out->metrics_endpoint);
+    const Section log = reader_.open_map(telemetry.get("log"), {"level"});
+    reader_.read_choice(log, "level", kLogLevels, &out->log_level);
+  }
+
+  void read_service(const Field* field, ServiceConfig* out) {
+    const Section service = reader_.open_map(field, {"shutdown_timeout"});
+    reader_.read_duration(service, "shutdown_timeout", &out->shutdown_timeout, Duration(1));
+  }
+
+  // A batch bigger than the whole queue could never be queued for export.
+  void check_queue_fits_a_batch(const Config& config) {
+    const std::uint64_t batch_bytes = config.batch.max_bytes;
+    const std::uint64_t queue_bytes = config.exporter.queue.memory_limit;
+    if (reader_.failed() || batch_bytes <= queue_bytes) return;
+    // With both defaults the rule holds, so at least one of the two was written.
+    if (queue_memory_limit_) {
+      return reader_.fail(*queue_memory_limit_, "expected at least batch.max_bytes (" +
+                                                    format_size(batch_bytes) +
+                                                    ") so that a batch fits, got " +
+                                                    quoted(queue_memory_limit_->value.Scalar()));
+    }
+    reader_.fail(*batch_max_bytes_, "expected at most exporter.queue.memory_limit (" +
+                                        format_size(queue_bytes) + ") so that a batch fits, got " +
+                                        quoted(batch_max_bytes_->value.Scalar()));
+  }
+
+  std::string source_;
+  YamlReader reader_;
+  // Kept for the one rule that spans two sections.
+  std::optional<Field> batch_max_bytes_;
+  std::optional<Field> queue_memory_limit_;
+};
+
+// Closes the descriptor on every path out of load_config_file.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+Error cannot_read(const std::string& path, int error_number) {
+  return Error{"cannot read config file " + path + ": " +
+               std::generic_category().message(error_number)};
+}
+
+}  // namespace
+
+Result<Config> load_config_file(const std::string& path) {
+  const FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (file.get() < 0) return cannot_read(path, errno);
+  std::string contents;
+  std::array<char, 16384> buffer{};
+  while (true) {
+    const ssize_t n = ::read(file.get(), buffer.data(), buffer.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return cannot_read(path, errno);
+    }
+    if (n == 0) break;
+    contents.append(buffer.data(), static_cast<std::size_t>(n));
+    if (contents.size() > kMaxConfigFileBytes) {
+      return Error{"cannot read config file " + path + ": larger than " +
+                   format_size(kMaxConfigFileBytes)};
+    }
+  }
+  return Loader(path).load(contents);
+}
+
+Result<Config> load_config_string(std::string_view yaml, const std::string& source_name) {
+  return Loader(source_name).load(yaml);
+}
+
+}  // namespace spanrelay::config

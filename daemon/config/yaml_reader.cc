@@ -1,0 +1,225 @@
+#include "daemon/config/yaml_reader.h"
+
+#include <algorithm>
+
+namespace spanrelay::config {
+namespace {
+
+std::string join(std::initializer_list<std::string_view> words) {
+  std::string text;
+  for (const auto word : words) {
+    if (!text.empty()) text += ", ";
+    text += word;
+  }
+  return text;
+}
+
+// yaml-cpp reports a tab in indentation as "illegal map value" or similar;
+// name the real cause when the offending line is indented with a tab.
+std::string tab_hint(std::string_view yaml, const YAML::Mark& mark) {
+  if (mark.is_null()) return "";
+  std::size_t start = 0;
+  for (int line = 0; line < mark.line && start != std::string_view::npos; ++line) {
+    start = yaml.find('\n', start);
+    if (start != std::string_view::npos) ++start;
+  }
+  if (start == std::string_view::npos) return "";
+  const auto indent_end = yaml.find_first_not_of(" \t", start);
+  const auto indent = yaml.substr(
+      start, indent_end == std::string_view::npos ? std::string_view::npos : indent_end - start);
+  return indent.find('\t') == std::string_view::npos
+             ? ""
+             : " (YAML indentation must use spaces, not tabs)";
+}
+
+}  // namespace
+
+const Field* Section::get(std::string_view key) const {
+  for (const auto& [name, field] : fields_) {
+    if (name == key) return &field;
+  }
+  return nullptr;
+}
+
+std::string kind_of(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return node.Scalar().empty() ? "an empty value" : quoted(node.Scalar());
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "an empty value";
+}
+
+std::string or_list(const std::vector<std::string_view>& names) {
+  std::string text;
+  for (std::size_t index = 0; index < names.size(); ++index) {
+    if (index > 0) text += index + 1 == names.size() ? " or " : ", ";
+    text += names[index];
+  }
+  return text;
+}
+
+std::optional<YAML::Node> YamlReader::parse(std::string_view yaml) {
+  try {
+    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+    if (documents.empty()) return YAML::Node(YAML::NodeType::Null);
+    if (documents.size() > 1) {
+      // Silently reading the first would hide the rest of the file.
+      fail_at(documents[1].Mark(), "expected one YAML document, found a second one");
+      return std::nullopt;
+    }
+    return documents.front();
+  } catch (const YAML::ParserException& e) {
+    fail_at(e.mark, "invalid YAML: " + e.msg + tab_hint(yaml, e.mark));
+  } catch (const YAML::Exception& e) {
+    fail_at(e.mark, "cannot read the YAML: " + e.msg);
+  }
+  return std::nullopt;
+}
+
+void YamlReader::fail_at(const YAML::Mark& mark, const std::string& message) {
+  if (error_) return;
+  std::string text = source_;
+  if (!mark.is_null()) {  // yaml-cpp marks are 0-based; editors count from 1
+    text += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  }
+  error_ = Error{text + ": " + message};
+}
+
+void YamlReader::fail(const Field& field, std::string_view detail) {
+  fail_at(mark_of(field), field.path + ": " + std::string(detail));
+}
+
+YAML::Mark YamlReader::mark_of(const Field& field) {
+  const YAML::Mark value_mark = field.value.Mark();
+  if (field.value.IsNull() || value_mark.is_null()) return field.key_mark;
+  return value_mark;
+}
+
+Section YamlReader::open_map(const YAML::Node& node, const YAML::Mark& where,
+                             const std::string& path,
+                             std::initializer_list<std::string_view> allowed) {
+  Section section;
+  if (error_ || !node.IsDefined() || node.IsNull()) return section;
+  if (!node.IsMap()) {
+    const std::string what = path.empty() ? "expected a map of sections (" + join(allowed) + ")"
+                                          : path + ": expected a map";
+    fail_at(node.Mark().is_null() ? where : node.Mark(), what + ", got " + kind_of(node));
+    return section;
+  }
+  for (const auto& entry : node) {  // by value: yaml-cpp's it->first is a dangling proxy
+    const YAML::Node key = entry.first;
+    if (!key.IsScalar()) {
+      fail_at(key.Mark(),
+              (path.empty() ? "" : path + ": ") + "expected a text key, got " + kind_of(key));
+      return {};
+    }
+    const std::string& name = key.Scalar();
+    std::string key_path = path.empty() ? name : path + "." + name;
+    if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      fail_at(key.Mark(),
+              "unknown key " + quoted(key_path) + " (expected one of: " + join(allowed) + ")");
+      return {};
+    }
+    if (const Field* first = section.get(name)) {
+      // yaml-cpp keeps both; which one wins would be an accident.
+      fail_at(key.Mark(), "duplicate key " + quoted(key_path) + " (first given on line " +
+                              std::to_string(first->key_mark.line + 1) + ")");
+      return {};
+    }
+    section.add(name, Field{std::move(key_path), key.Mark(), entry.second});
+  }
+  return section;
+}
+
+Section YamlReader::open_map(const Field* field, std::initializer_list<std::string_view> allowed) {
+  if (field == nullptr) return {};
+  return open_map(field->value, field->key_mark, field->path, allowed);
+}
+
+std::optional<std::string> YamlReader::text(const Field* field, std::string_view expected,
+                                            Empty empty) {
+  if (field == nullptr || error_) return std::nullopt;
+  const YAML::Node& value = field->value;
+  const bool is_empty = value.IsNull() || (value.IsScalar() && value.Scalar().empty());
+  if (is_empty && empty == Empty::kAllowed) return std::string();
+  if (!value.IsScalar() || is_empty) {
+    fail(*field, "expected " + std::string(expected) + ", got " + kind_of(value));
+    return std::nullopt;
+  }
+  return value.Scalar();
+}
+
+void YamlReader::read_duration(const Section& section, std::string_view key, Duration* out,
+                               Duration minimum) {
+  const Field* field = section.get(key);
+  const auto value = text(field, "a duration such as 5s", Empty::kRejected);
+  if (!value) return;
+  auto parsed = parse_duration(*value);
+  if (!parsed.ok()) return fail(*field, parsed.error().message);
+  if (parsed.value() < minimum) {
+    return fail(*field, (minimum == Duration(1) ? std::string("expected a duration above 0")
+                                                : "expected at least " + format_duration(minimum)) +
+                            ", got " + quoted(*value));
+  }
+  *out = parsed.value();
+}
+
+void YamlReader::read_size(const Section& section, std::string_view key, std::uint64_t* out,
+                           std::uint64_t minimum, std::uint64_t maximum) {
+  const Field* field = section.get(key);
+  const auto value = text(field, "a size such as 4MiB", Empty::kRejected);
+  if (!value) return;
+  auto parsed = parse_size(*value);
+  if (!parsed.ok()) return fail(*field, parsed.error().message);
+  if (parsed.value() < minimum || parsed.value() > maximum) {
+    const std::string range = maximum == kNoMaximum
+                                  ? "of at least " + format_size(minimum)
+                                  : "from " + format_size(minimum) + " to " + format_size(maximum);
+    return fail(*field, "expected a size " + range + ", got " + quoted(*value));
+  }
+  *out = parsed.value();
+}
+
+void YamlReader::read_integer(const Section& section, std::string_view key, std::uint32_t* out,
+                              std::uint32_t minimum, std::uint32_t maximum) {
+  const Field* field = section.get(key);
+  const std::string expected =
+      "an integer from " + std::to_string(minimum) + " to " + std::to_string(maximum);
+  const auto value = text(field, expected, Empty::kRejected);
+  if (!value) return;
+  // Digits only: no sign, no "1e3", no "0x10"; at most 10 digits so the
+  // accumulation below cannot overflow.
+  std::uint64_t number = 0;
+  bool valid = value->size() <= 10;
+  for (const char c : *value) {
+    if (c < '0' || c > '9') valid = false;
+    if (valid) number = number * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (!valid || number < minimum || number > maximum) {
+    return fail(*field, "expected " + expected + ", got " + quoted(*value));
+  }
+  *out = static_cast<std::uint32_t>(number);
+}
+
+void YamlReader::read_bool(const Section& section, std::string_view key, bool* out) {
+  const Field* field = section.get(key);
+  const auto value = text(field, "true or false", Empty::kRejected);
+  if (!value) return;
+  // YAML 1.2 core schema spellings only: 1.1's yes/no/on/off surprise people.
+  if (*value == "true" || *value == "True" || *value == "TRUE") {
+    *out = true;
+  } else if (*value == "false" || *value == "False" || *value == "FALSE") {
+    *out = false;
+  } else {
+    fail(*field, "expected true or false, got " + quoted(*value));
+  }
+}
+
+}  // namespace spanrelay::config

@@ -1,0 +1,514 @@
+#include "daemon/otlp/wire_scanner.h"
+
+#include <array>
+#include <cstring>
+#include <limits>
+#include <string_view>
+#include <utility>
+
+#include "daemon/otlp/wire_format.h"
+
+namespace spanrelay::otlp {
+namespace {
+
+using wire::Reader;
+using wire::WireType;
+
+// Field numbers, from OTLP collector/trace/v1/trace_service.proto and
+// trace/v1/trace.proto (see shared/otlp-wire.md).
+constexpr std::uint32_t kRequestResourceSpans = 1;
+constexpr std::uint32_t kResourceSpansResource = 1;
+constexpr std::uint32_t kResourceSpansScopeSpans = 2;
+constexpr std::uint32_t kResourceSpansSchemaUrl = 3;
+constexpr std::uint32_t kScopeSpansScope = 1;
+constexpr std::uint32_t kScopeSpansSpans = 2;
+constexpr std::uint32_t kScopeSpansSchemaUrl = 3;
+constexpr std::uint32_t kSpanTraceId = 1;
+constexpr std::uint32_t kSpanSpanId = 2;
+constexpr std::uint32_t kSpanParentSpanId = 4;
+constexpr std::uint32_t kSpanStartTime = 7;
+constexpr std::uint32_t kSpanEndTime = 8;
+constexpr std::uint32_t kSpanStatus = 15;
+constexpr std::uint32_t kSpanFlags = 16;
+constexpr std::uint32_t kStatusMessage = 2;
+constexpr std::uint32_t kStatusCode = 3;
+
+constexpr std::size_t kTraceIdBytes = 16;
+constexpr std::size_t kSpanIdBytes = 8;
+
+// Every Span field OTLP defines, with its wire type: the ones we do not decode
+// are still checked, so a field of the wrong type is an error like for the
+// ones we decode, not silently carried to the upstream (which would reject it).
+struct FieldInfo {
+  const char* name;
+  WireType type;
+};
+constexpr std::array<FieldInfo, 17> kSpanFields = {{
+    {nullptr, WireType::kVarint},
+    {"trace_id", WireType::kLengthDelimited},
+    {"span_id", WireType::kLengthDelimited},
+    {"trace_state", WireType::kLengthDelimited},
+    {"parent_span_id", WireType::kLengthDelimited},
+    {"name", WireType::kLengthDelimited},
+    {"kind", WireType::kVarint},
+    {"start_time_unix_nano", WireType::kFixed64},
+    {"end_time_unix_nano", WireType::kFixed64},
+    {"attributes", WireType::kLengthDelimited},
+    {"dropped_attributes_count", WireType::kVarint},
+    {"events", WireType::kLengthDelimited},
+    {"dropped_events_count", WireType::kVarint},
+    {"links", WireType::kLengthDelimited},
+    {"dropped_links_count", WireType::kVarint},
+    {"status", WireType::kLengthDelimited},
+    {"flags", WireType::kFixed32},
+}};
+
+// A modest SDK span (ids, name, times, a few attributes) is ~200 bytes; the
+// span vector is reserved for that many. Smaller spans cost a doubling or
+// two; with bigger ones the unused reserve stays below half the payload size
+// (a SpanView is 80 bytes).
+constexpr std::size_t kEstimatedSpanBytes = 192;
+
+const char* wire_type_name(WireType type) {
+  switch (type) {
+    case WireType::kVarint:
+      return "varint";
+    case WireType::kFixed64:
+      return "fixed64";
+    case WireType::kLengthDelimited:
+      return "length-delimited";
+    case WireType::kStartGroup:
+      return "start-group";
+    case WireType::kEndGroup:
+      return "end-group";
+    case WireType::kFixed32:
+      return "fixed32";
+  }
+  return "invalid";
+}
+
+// Why the varint at `at` cannot be read, or nullptr if it can (cold path:
+// only called to explain a failure).
+const char* varint_problem(const Reader& at) {
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(at.position());
+  for (std::size_t i = 0; i < 10; ++i) {
+    if (i == at.remaining()) return "truncated varint";
+    if ((bytes[i] & 0x80) == 0)
+      return (i == 9 && bytes[i] > 1) ? "varint overflows 64 bits" : nullptr;
+  }
+  return "varint longer than 10 bytes";
+}
+
+// Walks one request, filling `out`. Every scan_* method returns false after
+// recording an error; the error path is kept out of line so the loops stay
+// small.
+class Scanner {
+ public:
+  Scanner(const std::string& payload, const ScanLimits& limits, ScannedRequest& out)
+      : payload_(payload), limits_(limits), out_(out) {}
+
+  bool scan_request();
+  Error take_error() { return Error{std::move(error_)}; }
+
+ private:
+  // Where we are, for error messages: "resource_spans[i].scope_spans[j]...".
+  enum class Level { kRequest, kResourceSpans, kScopeSpans, kSpan, kStatus };
+
+  bool scan_resource_spans(std::string_view body);
+  bool scan_scope_spans(std::string_view body, std::uint32_t resource_index);
+  bool scan_span(std::string_view body, SpanView& span);
+  bool scan_status(std::string_view body, SpanView& span);
+
+  // Reads the value of a field whose tag was just read from `reader`; `at`
+  // is the reader as it was before the tag, for error messages.
+  bool read_bytes(Reader& reader, const Reader& at, Reader::Tag tag, const char* name,
+                  std::string_view& value) {
+    if (tag.type != WireType::kLengthDelimited) {
+      return fail_wire_type(at, tag, name, WireType::kLengthDelimited);
+    }
+    const auto bytes = reader.read_length_delimited();
+    if (!bytes) return fail_bad_value(at, tag, name);
+    value = *bytes;
+    return true;
+  }
+  bool read_fixed64(Reader& reader, const Reader& at, Reader::Tag tag, const char* name,
+                    std::uint64_t& value) {
+    if (tag.type != WireType::kFixed64) return fail_wire_type(at, tag, name, WireType::kFixed64);
+    const auto read = reader.read_fixed64();
+    if (!read) return fail_bad_value(at, tag, name);
+    value = *read;
+    return true;
+  }
+  bool read_fixed32(Reader& reader, const Reader& at, Reader::Tag tag, const char* name,
+                    std::uint32_t& value) {
+    if (tag.type != WireType::kFixed32) return fail_wire_type(at, tag, name, WireType::kFixed32);
+    const auto read = reader.read_fixed32();
+    if (!read) return fail_bad_value(at, tag, name);
+    value = *read;
+    return true;
+  }
+  bool read_varint(Reader& reader, const Reader& at, Reader::Tag tag, const char* name,
+                   std::uint64_t& value) {
+    if (tag.type != WireType::kVarint) return fail_wire_type(at, tag, name, WireType::kVarint);
+    const auto read = reader.read_varint();
+    if (!read) return fail_bad_value(at, tag, name);
+    value = *read;
+    return true;
+  }
+  bool skip(Reader& reader, const Reader& at, Reader::Tag tag, const char* name = nullptr) {
+    return reader.skip(tag.type) || fail_bad_value(at, tag, name);
+  }
+
+  ByteRange range_of(std::string_view bytes) const {
+    return ByteRange{static_cast<std::uint32_t>(bytes.data() - payload_.data()),
+                     static_cast<std::uint32_t>(bytes.size())};
+  }
+  // Appends the raw encoding of the field that starts at `at` and ends where
+  // `reader` is now: original tag, length and bytes, unknown fields included.
+  static void append_field(std::string& out, const Reader& at, const Reader& reader) {
+    out.append(at.position(), static_cast<std::size_t>(reader.position() - at.position()));
+  }
+
+  [[gnu::cold, gnu::noinline]] bool fail(const std::string& what);
+  [[gnu::cold, gnu::noinline]] bool fail_bad_tag(const Reader& at);
+  [[gnu::cold, gnu::noinline]] bool fail_bad_value(const Reader& at, Reader::Tag tag,
+                                                   const char* name);
+  [[gnu::cold, gnu::noinline]] bool fail_wire_type(const Reader& at, Reader::Tag tag,
+                                                   const char* name, WireType expected);
+  [[gnu::cold, gnu::noinline]] bool fail_id_length(const char* name, std::size_t expected,
+                                                   std::size_t got, bool may_be_empty);
+  [[gnu::cold, gnu::noinline]] bool fail_too_many_spans();
+  std::string where() const;
+  std::size_t offset_of(const Reader& at) const {
+    return static_cast<std::size_t>(at.position() - payload_.data());
+  }
+
+  const std::string& payload_;
+  const ScanLimits& limits_;
+  ScannedRequest& out_;
+  Level level_ = Level::kRequest;
+  std::size_t resource_position_ = 0;  // index of the ResourceSpans in the request
+  std::size_t scope_position_ = 0;     // index of the ScopeSpans in its ResourceSpans
+  std::size_t span_position_ = 0;      // index of the Span in its ScopeSpans
+  std::string error_;
+};
+
+bool Scanner::scan_request() {
+  Reader reader(payload_);
+  while (!reader.done()) {
+    const Reader at = reader;
+    const auto tag = reader.read_tag();
+    if (!tag) return fail_bad_tag(at);
+    if (tag->field == kRequestResourceSpans) {
+      std::string_view body;
+      if (!read_bytes(reader, at, *tag, "resource_spans", body)) return false;
+      if (!scan_resource_spans(body)) return false;
+      level_ = Level::kRequest;
+      ++resource_position_;
+    } else if (!skip(reader, at, *tag)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Scanner::scan_resource_spans(std::string_view body) {
+  level_ = Level::kResourceSpans;
+  scope_position_ = 0;
+  const auto resource_index = static_cast<std::uint32_t>(out_.resources.size());
+  // Only scopes and spans grow below, so this reference stays valid.
+  ResourceGroup& group = out_.resources.emplace_back();
+  Reader reader(body);
+  while (!reader.done()) {
+    const Reader at = reader;
+    const auto tag = reader.read_tag();
+    if (!tag) return fail_bad_tag(at);
+    std::string_view value;
+    switch (tag->field) {
+      case kResourceSpansScopeSpans:
+        if (!read_bytes(reader, at, *tag, "scope_spans", value)) return false;
+        if (!scan_scope_spans(value, resource_index)) return false;
+        level_ = Level::kResourceSpans;
+        ++scope_position_;
+        continue;  // not part of the header
+      case kResourceSpansResource:
+        if (!read_bytes(reader, at, *tag, "resource", value)) return false;
+        group.resource = range_of(value);
+        break;
+      case kResourceSpansSchemaUrl:
+        if (!read_bytes(reader, at, *tag, "schema_url", value)) return false;
+        break;
+      default:
+        if (!skip(reader, at, *tag)) return false;
+        break;
+    }
+    append_field(group.header_bytes, at, reader);
+  }
+  return true;
+}
+
+bool Scanner::scan_scope_spans(std::string_view body, std::uint32_t resource_index) {
+  level_ = Level::kScopeSpans;
+  span_position_ = 0;
+  const auto scope_index = static_cast<std::uint32_t>(out_.scopes.size());
+  // Only spans grow below, so this reference stays valid.
+  ScopeGroup& group = out_.scopes.emplace_back();
+  group.resource_index = resource_index;
+  Reader reader(body);
+  while (!reader.done()) {
+    const Reader at = reader;
+    const auto tag = reader.read_tag();
+    if (!tag) return fail_bad_tag(at);
+    std::string_view value;
+    switch (tag->field) {
+      case kScopeSpansSpans: {
+        if (!read_bytes(reader, at, *tag, "spans", value)) return false;
+        if (limits_.max_spans != 0 && out_.spans.size() >= limits_.max_spans) {
+          return fail_too_many_spans();
+        }
+        SpanView& span = out_.spans.emplace_back();
+        span.bytes = range_of(value);
+        span.scope_index = scope_index;
+        if (!scan_span(value, span)) return false;
+        level_ = Level::kScopeSpans;
+        ++span_position_;
+        continue;  // not part of the header
+      }
+      case kScopeSpansScope:
+        if (!read_bytes(reader, at, *tag, "scope", value)) return false;
+        group.scope = range_of(value);
+        break;
+      case kScopeSpansSchemaUrl:
+        if (!read_bytes(reader, at, *tag, "schema_url", value)) return false;
+        break;
+      default:
+        if (!skip(reader, at, *tag)) return false;
+        break;
+    }
+    append_field(group.header_bytes, at, reader);
+  }
+  return true;
+}
+
+bool Scanner::scan_span(std::string_view body, SpanView& span) {
+  level_ = Level::kSpan;
+  // proto3: an absent field is its default, so a span without ids has
+  // 0-byte ids, which OTLP (trace.proto) does not allow for trace_id/span_id.
+  bool has_trace_id = false;
+  bool has_span_id = false;
+  Reader reader(body);
+  while (!reader.done()) {
+    const Reader at = reader;
+    const auto tag = reader.read_tag();
+    if (!tag) return fail_bad_tag(at);
+    std::string_view value;
+    switch (tag->field) {
+      case kSpanTraceId:
+        if (!read_bytes(reader, at, *tag, "trace_id", value)) return false;
+        if (value.size() != kTraceIdBytes) {
+          return fail_id_length("trace_id", kTraceIdBytes, value.size(), false);
+        }
+        std::memcpy(span.trace_id.data(), value.data(), kTraceIdBytes);
+        has_trace_id = true;
+        break;
+      case kSpanSpanId:
+        if (!read_bytes(reader, at, *tag, "span_id", value)) return false;
+        if (value.size() != kSpanIdBytes) {
+          return fail_id_length("span_id", kSpanIdBytes, value.size(), false);
+        }
+        std::memcpy(span.span_id.data(), value.data(), kSpanIdBytes);
+        has_span_id = true;
+        break;
+      case kSpanParentSpanId:
+        if (!read_bytes(reader, at, *tag, "parent_span_id", value)) return false;
+        if (value.empty()) {
+          span.parent_span_id = {};
+          span.has_parent = false;
+        } else if (value.size() == kSpanIdBytes) {
+          std::memcpy(span.parent_span_id.data(), value.data(), kSpanIdBytes);
+          // W3C Trace Context: an all-zero span id is invalid, so it names no
+          // parent; treating it as a root keeps "local root" policies right.
+          span.has_parent = span.parent_span_id != SpanId{};
+        } else {
+          return fail_id_length("parent_span_id", kSpanIdBytes, value.size(), true);
+        }
+        break;
+      case kSpanStartTime:
+        if (!read_fixed64(reader, at, *tag, "start_time_unix_nano", span.start_time_unix_nano)) {
+          return false;
+        }
+        break;
+      case kSpanEndTime:
+        if (!read_fixed64(reader, at, *tag, "end_time_unix_nano", span.end_time_unix_nano)) {
+          return false;
+        }
+        break;
+      case kSpanStatus:
+        if (!read_bytes(reader, at, *tag, "status", value)) return false;
+        if (!scan_status(value, span)) return false;
+        level_ = Level::kSpan;
+        break;
+      case kSpanFlags:
+        if (!read_fixed32(reader, at, *tag, "flags", span.flags)) return false;
+        break;
+      default: {
+        const char* name = nullptr;
+        if (tag->field < kSpanFields.size()) {
+          const FieldInfo& known = kSpanFields[tag->field];
+          if (tag->type != known.type) return fail_wire_type(at, *tag, known.name, known.type);
+          name = known.name;
+        }
+        if (!skip(reader, at, *tag, name)) return false;
+        break;
+      }
+    }
+  }
+  if (!has_trace_id) return fail_id_length("trace_id", kTraceIdBytes, 0, false);
+  if (!has_span_id) return fail_id_length("span_id", kSpanIdBytes, 0, false);
+  return true;
+}
+
+bool Scanner::scan_status(std::string_view body, SpanView& span) {
+  level_ = Level::kStatus;
+  Reader reader(body);
+  while (!reader.done()) {
+    const Reader at = reader;
+    const auto tag = reader.read_tag();
+    if (!tag) return fail_bad_tag(at);
+    std::string_view message;
+    std::uint64_t code = 0;
+    switch (tag->field) {
+      case kStatusCode:
+        if (!read_varint(reader, at, *tag, "code", code)) return false;
+        // An enum is an int32 on the wire: libprotobuf keeps the low 32 bits,
+        // so do we. Unknown codes are neither OK nor ERROR.
+        switch (static_cast<std::uint32_t>(code)) {
+          case 1:
+            span.status = StatusCode::kOk;
+            break;
+          case 2:
+            span.status = StatusCode::kError;
+            break;
+          default:
+            span.status = StatusCode::kUnset;
+            break;
+        }
+        break;
+      case kStatusMessage:
+        if (!read_bytes(reader, at, *tag, "message", message)) return false;
+        break;
+      default:  // field 1 is reserved; anything else is unknown
+        if (!skip(reader, at, *tag)) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+std::string Scanner::where() const {
+  std::string path;
+  if (level_ == Level::kRequest) return path;
+  path += "resource_spans[" + std::to_string(resource_position_) + "]";
+  if (level_ == Level::kResourceSpans) return path;
+  path += ".scope_spans[" + std::to_string(scope_position_) + "]";
+  if (level_ == Level::kScopeSpans) return path;
+  path += ".spans[" + std::to_string(span_position_) + "]";
+  if (level_ == Level::kSpan) return path;
+  return path + ".status";
+}
+
+bool Scanner::fail(const std::string& what) {
+  const std::string path = where();
+  error_ = "malformed protobuf: " + (path.empty() ? what : path + ": " + what);
+  return false;
+}
+
+bool Scanner::fail_bad_tag(const Reader& at) {
+  const std::string position = " at byte " + std::to_string(offset_of(at));
+  if (const char* problem = varint_problem(at)) return fail(problem + (" in field tag" + position));
+  Reader reader = at;
+  const std::uint64_t raw = reader.read_varint().value_or(0);
+  if (raw > std::numeric_limits<std::uint32_t>::max()) {
+    return fail("field tag does not fit in 32 bits" + position);
+  }
+  if ((raw >> 3) == 0) return fail("field number 0" + position);
+  return fail("invalid wire type " + std::to_string(raw & 7) + position + " (field " +
+              std::to_string(raw >> 3) + ")");
+}
+
+bool Scanner::fail_bad_value(const Reader& at, Reader::Tag tag, const char* name) {
+  const std::string field =
+      (name != nullptr ? std::string(name) + ", field " : "field ") + std::to_string(tag.field);
+  const std::string position = " at byte " + std::to_string(offset_of(at)) + " (" + field + ")";
+  Reader value = at;
+  (void)value.read_tag();
+  switch (tag.type) {
+    case WireType::kVarint: {
+      const char* problem = varint_problem(value);
+      return fail((problem != nullptr ? problem : "bad varint") + position);
+    }
+    case WireType::kFixed64:
+    case WireType::kFixed32:
+      return fail("truncated " + std::string(wire_type_name(tag.type)) + " field" + position);
+    case WireType::kLengthDelimited: {
+      if (const char* problem = varint_problem(value)) {
+        return fail(problem + (" in a length prefix" + position));
+      }
+      const std::uint64_t length = value.read_varint().value_or(0);
+      return fail("truncated length-delimited field" + position + ": length " +
+                  std::to_string(length) + ", but only " + std::to_string(value.remaining()) +
+                  " bytes left");
+    }
+    case WireType::kStartGroup:
+    case WireType::kEndGroup:
+      return fail("unsupported wire type " + std::string(wire_type_name(tag.type)) + position +
+                  ": OTLP does not use groups");
+  }
+  return fail("bad value" + position);
+}
+
+bool Scanner::fail_wire_type(const Reader& at, Reader::Tag tag, const char* name,
+                             WireType expected) {
+  return fail(std::string(name) + " (field " + std::to_string(tag.field) + ") has wire type " +
+              wire_type_name(tag.type) + ", expected " + wire_type_name(expected) + " at byte " +
+              std::to_string(offset_of(at)));
+}
+
+bool Scanner::fail_id_length(const char* name, std::size_t expected, std::size_t got,
+                             bool may_be_empty) {
+  return fail(std::string(name) + " must be " + std::to_string(expected) + " bytes" +
+              (may_be_empty ? " or empty" : "") + ", got " + std::to_string(got));
+}
+
+bool Scanner::fail_too_many_spans() {
+  error_ = "too many spans in one request (limit " + std::to_string(limits_.max_spans) + ")";
+  return false;
+}
+
+}  // namespace
+
+Result<ScannedRequest> scan_export_request(std::shared_ptr<const std::string> payload,
+                                           const ScanLimits& limits) {
+  if (payload == nullptr) return Error{"no request payload"};
+  // Byte ranges are 32-bit offsets into the payload.
+  if (payload->size() > std::numeric_limits<std::uint32_t>::max()) {
+    return Error{"request too large: " + std::to_string(payload->size()) +
+                 " bytes, the limit is 4 GiB"};
+  }
+  ScannedRequest out;
+  if (!payload->empty()) {
+    std::size_t expected_spans = payload->size() / kEstimatedSpanBytes + 1;
+    if (limits.max_spans != 0 && expected_spans > limits.max_spans) {
+      expected_spans = limits.max_spans;
+    }
+    out.spans.reserve(expected_spans);
+    out.resources.reserve(2);
+    out.scopes.reserve(4);
+  }
+  Scanner scanner(*payload, limits, out);
+  if (!scanner.scan_request()) return scanner.take_error();
+  out.payload = std::move(payload);
+  return out;
+}
+
+}  // namespace spanrelay::otlp

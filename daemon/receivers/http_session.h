@@ -1,0 +1,232 @@
+#pragma once
+// One HTTP connection of HttpServer (internal to http_server.cc): read a
+// message, answer it, repeat while keep-alive. A template over the socket
+// protocol so that TCP and Unix sockets share the same code.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/dispatch.hpp>
+#include <boost/beast/core.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "daemon/receivers/http_server.h"
+
+namespace spanrelay::receivers::http_detail {
+
+namespace beast = boost::beast;
+namespace net = boost::asio;
+using boost::system::error_code;
+
+// After an answer that closes the connection, the client may still be sending
+// (the rest of an oversized body): keep reading and discarding for a while so
+// the kernel does not reset the connection before the client read the answer.
+constexpr std::chrono::seconds kMaxLingerTime{5};
+
+// What every session needs; shared so that sessions never point into the server.
+struct SessionConfig {
+  HttpServerOptions options;
+  HttpHandler handler;
+};
+
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void close() = 0;  // thread-safe
+};
+
+inline bool is_http_protocol_error(const error_code& ec) {
+  return ec.category() == make_error_code(http::error::bad_target).category();
+}
+
+// One connection: read a message, answer it, repeat while keep-alive. The same
+// code serves TCP and Unix sockets.
+template <class Protocol>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Protocol>> {
+ public:
+  Session(typename Protocol::socket socket, std::shared_ptr<const SessionConfig> config)
+      : stream_(std::move(socket)), config_(std::move(config)) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::do_read_header, this->shared_from_this()));
+  }
+
+  // At shutdown: an answer being written is finished first (its spans were
+  // accepted; a lost 200 would only make the client send them again), anything
+  // else (idle keep-alive, a half-read request, lingering) is closed at once.
+  void close() override {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (self->response_) {
+        self->closing_ = true;
+      } else {
+        self->close_now();
+      }
+    });
+  }
+
+ private:
+  const HttpServerOptions& options() const { return config_->options; }
+
+  void do_read_header() {
+    if (closed_) return;
+    // A fresh parser per message: the limits apply to each request anew.
+    parser_.emplace();
+    parser_->body_limit(options().body_limit);
+    parser_->header_limit(options().header_limit);
+    stream_.expires_after(options().read_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&Session::on_read_header, this->shared_from_this()));
+  }
+
+  void on_read_header(error_code ec, std::size_t /*bytes*/) {
+    if (ec) return on_read_error(ec);
+    // curl and some SDKs send "Expect: 100-continue" and wait for it before the body.
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      continue_response_.emplace(http::status::continue_, parser_->get().version());
+      stream_.expires_after(options().read_timeout);
+      http::async_write(stream_, *continue_response_,
+                        [self = this->shared_from_this()](error_code write_ec, std::size_t) {
+                          if (write_ec) return self->close_now();
+                          self->do_read_body();
+                        });
+      return;
+    }
+    do_read_body();
+  }
+
+  void do_read_body() {
+    stream_.expires_after(options().read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::on_read_body, this->shared_from_this()));
+  }
+
+  void on_read_body(error_code ec, std::size_t /*bytes*/) {
+    if (ec) return on_read_error(ec);
+    handle_request(parser_->release());
+  }
+
+  void on_read_error(const error_code& ec) {
+    if (closed_ || ec == net::error::operation_aborted) return;
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
+      return close_now();  // the client closed: a normal end, nothing to answer
+    }
+    if (ec == beast::error::timeout) {
+      spdlog::debug("{}: closing an idle or slow connection", options().name);
+      return close_now();
+    }
+    if (ec == http::error::body_limit) {
+      return send_error(
+          http::status::payload_too_large,
+          "request body exceeds the limit of " + std::to_string(options().body_limit) + " bytes");
+    }
+    if (ec == http::error::header_limit) {
+      return send_error(http::status::request_header_fields_too_large,
+                        "request header exceeds the limit of " +
+                            std::to_string(options().header_limit) + " bytes");
+    }
+    if (is_http_protocol_error(ec)) {
+      return send_error(http::status::bad_request, "malformed HTTP request: " + ec.message());
+    }
+    spdlog::debug("{}: connection error: {}", options().name, ec.message());
+    close_now();
+  }
+
+  void handle_request(HttpRequest&& request) {
+    const unsigned version = request.version();
+    const bool keep_alive = request.keep_alive();
+    HttpResponse response;
+    try {
+      response = config_->handler(std::move(request));
+    } catch (const std::exception& e) {
+      spdlog::error("{}: request handler failed: {}", options().name, e.what());
+      response = make_text_response(http::status::internal_server_error, "internal server error");
+    } catch (...) {
+      spdlog::error("{}: request handler failed with an unknown exception", options().name);
+      response = make_text_response(http::status::internal_server_error, "internal server error");
+    }
+    response.version(version);
+    response.keep_alive(keep_alive && response.keep_alive());
+    send(std::move(response));
+  }
+
+  // The server's own answers (the handler never saw the request) always close:
+  // after a parse error the position in the byte stream is unknown.
+  void send_error(http::status status, const std::string& message) {
+    spdlog::debug("{}: answering {}: {}", options().name, static_cast<unsigned>(status), message);
+    HttpResponse response;
+    try {
+      response = options().error_responder
+                     ? options().error_responder(parser_->get(), status, message)
+                     : make_text_response(status, message);
+    } catch (const std::exception& e) {
+      spdlog::error("{}: error responder failed: {}", options().name, e.what());
+      response = make_text_response(status, message);
+    }
+    response.version(11);
+    response.keep_alive(false);
+    send(std::move(response));
+  }
+
+  void send(HttpResponse&& response) {
+    response.prepare_payload();
+    const bool close_after = !response.keep_alive();
+    response_.emplace(std::move(response));
+    stream_.expires_after(options().read_timeout);
+    http::async_write(
+        stream_, *response_,
+        beast::bind_front_handler(&Session::on_write, this->shared_from_this(), close_after));
+  }
+
+  void on_write(bool close_after, error_code ec, std::size_t /*bytes*/) {
+    response_.reset();
+    if (ec) {
+      if (ec != net::error::operation_aborted) {
+        spdlog::debug("{}: write failed: {}", options().name, ec.message());
+      }
+      return close_now();
+    }
+    if (closing_) return close_now();
+    if (close_after) return linger_close();
+    do_read_header();
+  }
+
+  void linger_close() {
+    error_code ignored;
+    stream_.socket().shutdown(Protocol::socket::shutdown_send, ignored);
+    stream_.expires_after(std::min<std::chrono::seconds>(options().read_timeout, kMaxLingerTime));
+    do_drain();
+  }
+
+  void do_drain() {
+    stream_.async_read_some(net::buffer(drain_buffer_),
+                            [self = this->shared_from_this()](error_code ec, std::size_t) {
+                              if (ec) return self->close_now();  // EOF, timeout or closed
+                              self->do_drain();
+                            });
+  }
+
+  void close_now() {
+    if (closed_) return;
+    closed_ = true;
+    error_code ignored;
+    stream_.socket().shutdown(Protocol::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  beast::basic_stream<Protocol> stream_;
+  std::shared_ptr<const SessionConfig> config_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<HttpResponse> response_;
+  std::optional<http::response<http::empty_body>> continue_response_;
+  std::array<char, 8192> drain_buffer_{};
+  bool closing_ = false;  // shutting down: close once the current answer is written
+  bool closed_ = false;
+};
+
+}  // namespace spanrelay::receivers::http_detail

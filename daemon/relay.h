@@ -1,0 +1,75 @@
+#pragma once
+// The Relay owns and wires the pipeline:
+//   receivers (gRPC, HTTP; TCP and Unix) -> Ingest (decode, admission)
+//   -> Batcher -> DeliveryQueue (retry) -> Exporter -> upstream
+// plus the telemetry endpoint. Start order is back to front (nothing accepts a
+// span before its path to the upstream exists); shutdown is front to back.
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "daemon/common/result.h"
+#include "daemon/config/config.h"
+#include "daemon/telemetry/metrics.h"
+
+namespace spanrelay {
+
+namespace exporters {
+class Exporter;
+}
+namespace delivery {
+class MemoryBudget;
+class DeliveryQueue;
+}  // namespace delivery
+namespace batching {
+class Batcher;
+}
+namespace receivers {
+class Ingest;
+class OtlpGrpcReceiver;
+class OtlpHttpReceiver;
+class HttpServer;
+}  // namespace receivers
+namespace telemetry {
+class TelemetryServer;
+}
+
+class Relay {
+ public:
+  explicit Relay(config::Config config);
+  ~Relay();
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+
+  // Starts every component; an error (a listener cannot bind, a bad exporter
+  // setting) leaves the relay stopped-able with shutdown().
+  Status start();
+  // Stops the listeners, flushes the open batch and delivers what the
+  // upstream takes within service.shutdown_timeout; the rest is counted as
+  // dropped{reason="shutdown_timeout"}. Safe twice and without start().
+  void shutdown();
+
+  // {"grpc":[...],"http":[...],"metrics":[...]}: the bound addresses.
+  std::string ready_report() const;
+  telemetry::Registry& metrics() { return metrics_; }
+
+ private:
+  std::optional<std::string> not_ready_reason() const;
+
+  config::Config config_;
+  telemetry::Registry metrics_;
+  std::unique_ptr<delivery::MemoryBudget> budget_;
+  std::unique_ptr<exporters::Exporter> exporter_;
+  std::unique_ptr<delivery::DeliveryQueue> delivery_;
+  std::unique_ptr<batching::Batcher> batcher_;
+  std::unique_ptr<receivers::Ingest> ingest_;
+  std::unique_ptr<receivers::OtlpGrpcReceiver> grpc_receiver_;
+  std::unique_ptr<receivers::OtlpHttpReceiver> http_receiver_;
+  std::unique_ptr<receivers::HttpServer> http_server_;
+  std::unique_ptr<telemetry::TelemetryServer> telemetry_server_;
+  std::atomic<bool> ready_{false};
+  bool stopped_ = false;
+};
+
+}  // namespace spanrelay
