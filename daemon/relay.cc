@@ -12,6 +12,7 @@
 #include "daemon/receivers/ingest.h"
 #include "daemon/receivers/otlp_grpc_receiver.h"
 #include "daemon/receivers/otlp_http_receiver.h"
+#include "daemon/sampling/sampler.h"
 #include "daemon/telemetry/telemetry_server.h"
 
 namespace spanrelay {
@@ -53,7 +54,12 @@ Status Relay::start() {
   exporter_ = std::move(exporter).value();
   spdlog::info("exporter: {}", exporter_->describe());
 
-  budget_ = std::make_unique<delivery::MemoryBudget>(config_.exporter.queue.memory_limit);
+  // One budget for every accepted span held in memory: the queue's share plus,
+  // with tail sampling, the decision window's share. Sampling decides early
+  // before its share runs out, so only a stuck upstream makes admission refuse.
+  const std::uint64_t budget = config_.exporter.queue.memory_limit +
+                               (config_.sampling.enabled ? config_.sampling.max_buffered_bytes : 0);
+  budget_ = std::make_unique<delivery::MemoryBudget>(budget);
   delivery_ =
       std::make_unique<delivery::DeliveryQueue>(*exporter_, config_.exporter, *budget_, metrics_);
   delivery_->start();
@@ -62,8 +68,18 @@ Status Relay::start() {
       [this](batching::Batch&& batch) { delivery_->push(std::move(batch)); }, metrics_);
   batcher_->start();
 
+  receivers::SpanConsumer* consumer = batcher_.get();
+  if (config_.sampling.enabled) {
+    auto policies = sampling::PolicySet::create(config_.sampling);
+    if (!policies.ok()) return Error{"sampling: " + policies.error().message};
+    sampler_ = std::make_unique<sampling::Sampler>(config_.sampling, std::move(policies).value(),
+                                                   *batcher_, metrics_);
+    sampler_->start();
+    consumer = sampler_.get();
+  }
+
   const auto& rx = config_.receivers;
-  ingest_ = std::make_unique<receivers::Ingest>(*batcher_, metrics_,
+  ingest_ = std::make_unique<receivers::Ingest>(*consumer, metrics_,
                                                 receivers::IngestLimits{rx.max_request_size, 0});
 
   if (listener_enabled(rx.grpc)) {
@@ -112,7 +128,9 @@ void Relay::shutdown() {
     grpc_receiver_->shutdown(
         std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(2)));
   if (http_server_) http_server_->shutdown();
-  // 2. Everything admitted goes to delivery, which sends until the deadline.
+  // 2. Every buffered trace is decided (errors kept), everything admitted
+  // goes to delivery, which sends until the deadline.
+  if (sampler_) sampler_->shutdown();
   if (batcher_) batcher_->shutdown();
   if (delivery_) delivery_->shutdown(deadline);
   // 3. The metrics endpoint goes last so a final scrape sees the totals.

@@ -25,6 +25,9 @@ class DeliveryQueue;
 namespace batching {
 class Batcher;
 }
+namespace sampling {
+class Sampler;
+}
 namespace receivers {
 class Ingest;
 class OtlpGrpcReceiver;
@@ -63,6 +66,7 @@ class Relay {
   std::unique_ptr<exporters::Exporter> exporter_;
   std::unique_ptr<delivery::DeliveryQueue> delivery_;
   std::unique_ptr<batching::Batcher> batcher_;
+  std::unique_ptr<sampling::Sampler> sampler_;  // null: pass-through
   std::unique_ptr<receivers::Ingest> ingest_;
   std::unique_ptr<receivers::OtlpGrpcReceiver> grpc_receiver_;
   std::unique_ptr<receivers::OtlpHttpReceiver> http_receiver_;

@@ -32,42 +32,65 @@ void Batcher::shutdown() {
   flush();
 }
 
+receivers::Admission Batcher::reserve(std::uint64_t bytes, std::uint64_t spans) {
+  std::lock_guard lock(mutex_);
+  if (!admitting_) return {false, "shutting_down", std::chrono::seconds(1)};
+  if (!budget_.try_reserve(bytes)) return {false, "memory_limit", std::chrono::seconds(1)};
+  pending_spans_.add(static_cast<std::int64_t>(spans));
+  return {};
+}
+
 receivers::Admission Batcher::consume(otlp::ScannedRequest&& request) {
   std::uint64_t needed = 0;
   for (const auto& span : request.spans) needed += reservation_for(span.bytes.length);
+  auto admission = reserve(needed, request.spans.size());
+  if (admission.accepted) add_admitted(request, request.spans);
+  return admission;
+}
 
+void Batcher::add_admitted(const otlp::ScannedRequest& request,
+                           std::span<const otlp::SpanView> spans) {
   std::vector<Batch> ready;
   bool was_empty = false;
   {
     std::lock_guard lock(mutex_);
-    if (!admitting_) return {false, "shutting_down", std::chrono::seconds(1)};
-    if (!budget_.try_reserve(needed)) return {false, "memory_limit", std::chrono::seconds(1)};
-    pending_spans_.add(static_cast<std::int64_t>(request.spans.size()));
     was_empty = writer_.empty();
-
-    for (const auto& span : request.spans) {
-      const auto& scope = request.scope_of(span);
-      const auto& resource = request.resources[scope.resource_index];
-      const auto span_bytes = request.span_bytes(span);
-      // Close the open batch first if this span would push it past max_bytes.
-      if (!writer_.empty() && writer_.encoded_size() + span_bytes.size() +
-                                      resource.header_bytes.size() + scope.header_bytes.size() +
-                                      16 >
-                                  config_.max_bytes) {
-        if (auto batch = take_batch_locked()) ready.push_back(std::move(*batch));
-      }
-      if (writer_.empty()) open_since_ = std::chrono::steady_clock::now();
-      writer_.add_span(resource.header_bytes, scope.header_bytes, span_bytes);
-      open_reserved_ += reservation_for(span_bytes.size());
-      if (writer_.span_count() >= config_.max_spans) {
-        if (auto batch = take_batch_locked()) ready.push_back(std::move(*batch));
-      }
-    }
+    for (const auto& span : spans) add_locked(request, span, ready);
   }
   // The timer sleeps while no batch is open: tell it one opened.
   if (was_empty) wake_.notify_one();
   for (auto& batch : ready) sink_(std::move(batch));
-  return {};
+}
+
+void Batcher::add_admitted(std::span<const AdmittedSpan> spans) {
+  std::vector<Batch> ready;
+  bool was_empty = false;
+  {
+    std::lock_guard lock(mutex_);
+    was_empty = writer_.empty();
+    for (const auto& admitted : spans) add_locked(*admitted.request, *admitted.span, ready);
+  }
+  if (was_empty) wake_.notify_one();
+  for (auto& batch : ready) sink_(std::move(batch));
+}
+
+void Batcher::add_locked(const otlp::ScannedRequest& request, const otlp::SpanView& span,
+                         std::vector<Batch>& ready) {
+  const auto& scope = request.scope_of(span);
+  const auto& resource = request.resources[scope.resource_index];
+  const auto span_bytes = request.span_bytes(span);
+  // Close the open batch first if this span would push it past max_bytes.
+  if (!writer_.empty() && writer_.encoded_size() + span_bytes.size() +
+                                  resource.header_bytes.size() + scope.header_bytes.size() + 16 >
+                              config_.max_bytes) {
+    if (auto batch = take_batch_locked()) ready.push_back(std::move(*batch));
+  }
+  if (writer_.empty()) open_since_ = std::chrono::steady_clock::now();
+  writer_.add_span(resource.header_bytes, scope.header_bytes, span_bytes);
+  open_reserved_ += reservation_for(span_bytes.size());
+  if (writer_.span_count() >= config_.max_spans) {
+    if (auto batch = take_batch_locked()) ready.push_back(std::move(*batch));
+  }
 }
 
 std::optional<Batch> Batcher::take_batch_locked() {

@@ -8,7 +8,9 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
+#include <vector>
 
 #include "daemon/batching/batch.h"
 #include "daemon/config/config.h"
@@ -33,7 +35,26 @@ class Batcher final : public receivers::SpanConsumer {
   // Safe twice and without start().
   void shutdown();
 
+  // Pass-through admission: reserves the spans' memory and batches them all.
   receivers::Admission consume(otlp::ScannedRequest&& request) override;
+
+  // Spans that an earlier stage (tail sampling) already admitted: their
+  // memory is reserved (reservation_for each span) and counted in
+  // spanrelay_queue_spans; the batch takes both over.
+  struct AdmittedSpan {
+    const otlp::ScannedRequest* request;
+    const otlp::SpanView* span;
+  };
+  void add_admitted(std::span<const AdmittedSpan> spans);
+  void add_admitted(const otlp::ScannedRequest& request, std::span<const otlp::SpanView> spans);
+
+  // Gives back memory an earlier stage reserved for spans it then dropped
+  // (sampled out): they will never reach a batch.
+  void release_reservation(std::uint64_t bytes) { budget_.release(bytes); }
+  // Reserves memory for spans about to be admitted by an earlier stage, and
+  // counts them as pending; false (nothing reserved) when over the budget or
+  // shutting down.
+  receivers::Admission reserve(std::uint64_t bytes, std::uint64_t spans);
 
   // Flushes the open batch now (used by shutdown and tests).
   void flush();
@@ -43,6 +64,8 @@ class Batcher final : public receivers::SpanConsumer {
   static std::uint64_t reservation_for(std::size_t span_bytes) { return span_bytes + 32; }
 
  private:
+  void add_locked(const otlp::ScannedRequest& request, const otlp::SpanView& span,
+                  std::vector<Batch>& ready);
   std::optional<Batch> take_batch_locked();
   void timer_loop();
 

@@ -13,12 +13,14 @@
 #include <utility>
 
 #include "daemon/config/endpoint.h"
+#include "daemon/config/sampling_section.h"
 #include "daemon/config/yaml_reader.h"
 
 namespace spanrelay::config {
 namespace {
 
 constexpr std::uint64_t kKiB = 1ull << 10;
+constexpr std::uint64_t kMiB = 1ull << 20;
 // gRPC and protobuf take message limits as int: stay well inside 2GiB.
 constexpr std::uint64_t kMaxRequestSizeLimit = 1ull << 30;
 // sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
@@ -35,6 +37,15 @@ constexpr std::array<std::pair<std::string_view, Compression>, 3> kCompressions{
     {"none", Compression::kNone},
     {"gzip", Compression::kGzip},
     {"zstd", Compression::kZstd},
+}};
+constexpr std::array<std::pair<std::string_view, FsyncPolicy>, 3> kFsyncPolicies{{
+    {"always", FsyncPolicy::kAlways},
+    {"interval", FsyncPolicy::kInterval},
+    {"never", FsyncPolicy::kNever},
+}};
+constexpr std::array<std::pair<std::string_view, WhenFull>, 2> kWhenFull{{
+    {"drop_oldest", WhenFull::kDropOldest},
+    {"refuse_new", WhenFull::kRefuseNew},
 }};
 constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kLogLevels{{
     {"trace", "trace"},
@@ -99,9 +110,11 @@ class Loader {
 
  private:
   void read_root(const YAML::Node& root, Config* config) {
-    const Section top = reader_.open_map(
-        root, root.Mark(), "", {"receivers", "batch", "exporter", "telemetry", "service"});
+    const Section top =
+        reader_.open_map(root, root.Mark(), "",
+                         {"receivers", "sampling", "batch", "exporter", "telemetry", "service"});
     read_receivers(top.get("receivers"), &config->receivers);
+    read_sampling_section(reader_, top.get("sampling"), &config->sampling);
     read_batch(top.get("batch"), &config->batch);
     read_exporter(top.get("exporter"), &config->exporter);
     read_telemetry(top.get("telemetry"), &config->telemetry);
@@ -202,9 +215,36 @@ class Loader {
     reader_.read_integer(exporter, "max_in_flight", &out->max_in_flight, 1, 256);
     read_retry(exporter.get("retry"), &out->retry);
 
-    const Section queue = reader_.open_map(exporter.get("queue"), {"memory_limit"});
+    const Section queue = reader_.open_map(exporter.get("queue"), {"memory_limit", "spool"});
     reader_.read_size(queue, "memory_limit", &out->queue.memory_limit, kKiB, kNoMaximum);
     if (const Field* limit = queue.get("memory_limit")) queue_memory_limit_ = *limit;
+    read_spool(queue.get("spool"), &out->queue.spool);
+  }
+
+  // Absent: memory queue only. Present: `dir` says where batches go to disk.
+  void read_spool(const Field* field, SpoolConfig* out) {
+    if (field == nullptr) return;
+    const Section spool =
+        reader_.open_map(field, {"dir", "max_size", "fsync", "fsync_interval", "when_full"});
+    if (reader_.failed()) return;
+    const Field* dir = spool.get("dir");
+    if (dir == nullptr) {
+      return reader_.fail_at(field->key_mark,
+                             "exporter.queue.spool.dir: required when exporter.queue.spool is "
+                             "present (the spool directory)");
+    }
+    const auto path = reader_.text(dir, "a directory path", Empty::kRejected);
+    if (!path) return;
+    if (path->find('\0') != std::string::npos) {
+      return reader_.fail(*dir, "the path contains a NUL byte");
+    }
+    out->dir = *path;
+    reader_.read_size(spool, "max_size", &out->max_size, kMiB, kNoMaximum);
+    reader_.read_choice(spool, "fsync", kFsyncPolicies, &out->fsync);
+    // Only used with fsync: interval, but accepted with the others so that
+    // switching fsync is a one-line change.
+    reader_.read_duration(spool, "fsync_interval", &out->fsync_interval, Duration(1));
+    reader_.read_choice(spool, "when_full", kWhenFull, &out->when_full);
   }
 
   // endpoint for the OTLP exporters, path for the file exporter. The key the

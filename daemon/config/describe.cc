@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "daemon/config/config_loader.h"
+#include "daemon/config/sampling_section.h"
 
 namespace spanrelay::config {
 namespace {
@@ -48,6 +49,55 @@ std::string_view compression_name(Compression compression) {
   return "unknown";
 }
 
+std::string_view fsync_name(FsyncPolicy fsync) {
+  switch (fsync) {
+    case FsyncPolicy::kAlways:
+      return "always";
+    case FsyncPolicy::kInterval:
+      return "interval";
+    case FsyncPolicy::kNever:
+      return "never";
+  }
+  return "unknown";
+}
+
+std::string_view when_full_name(WhenFull when_full) {
+  switch (when_full) {
+    case WhenFull::kDropOldest:
+      return "drop_oldest";
+    case WhenFull::kRefuseNew:
+      return "refuse_new";
+  }
+  return "unknown";
+}
+
+// One line: the bounds, then the policies in evaluation order as name:type.
+std::string describe_sampling(const SamplingConfig& sampling) {
+  std::string text =
+      "sampling: decision_wait=" + format_duration(sampling.decision_wait) +
+      " max_traces=" + std::to_string(sampling.max_traces) +
+      " max_buffered_bytes=" + format_size(sampling.max_buffered_bytes) +
+      " decision_cache_size=" + std::to_string(sampling.decision_cache_size) +
+      " shards=" + (sampling.shards == 0 ? "per-core" : std::to_string(sampling.shards)) +
+      " policies=";
+  for (std::size_t index = 0; index < sampling.policies.size(); ++index) {
+    const auto& policy = sampling.policies[index];
+    if (index > 0) text += ",";
+    text += policy.name + ":" + std::string(policy_type_name(policy.type));
+  }
+  return text;
+}
+
+std::string describe_spool(const SpoolConfig& spool) {
+  std::string text = "exporter.queue.spool: dir=" + spool.dir +
+                     " max_size=" + format_size(spool.max_size) +
+                     " fsync=" + std::string(fsync_name(spool.fsync));
+  if (spool.fsync == FsyncPolicy::kInterval) {
+    text += " fsync_interval=" + format_duration(spool.fsync_interval);
+  }
+  return text + " when_full=" + std::string(when_full_name(spool.when_full));
+}
+
 }  // namespace
 
 std::string describe(const Config& config) {
@@ -57,6 +107,7 @@ std::string describe(const Config& config) {
   text += "receivers.otlp.grpc: " + describe_listener(receivers.grpc) + "\n";
   text += "receivers.otlp.http: " + describe_listener(receivers.http) + "\n";
   text += "receivers.otlp.max_request_size: " + format_size(receivers.max_request_size) + "\n";
+  if (config.sampling.enabled) text += describe_sampling(config.sampling) + "\n";
   text += "batch: max_spans=" + std::to_string(config.batch.max_spans) +
           " max_bytes=" + format_size(config.batch.max_bytes) +
           " timeout=" + format_duration(config.batch.timeout) + "\n";
@@ -86,6 +137,7 @@ std::string describe(const Config& config) {
     text += "disabled";
   }
   text += "\nexporter.queue: memory_limit=" + format_size(exporter.queue.memory_limit) + "\n";
+  if (!exporter.queue.spool.dir.empty()) text += describe_spool(exporter.queue.spool) + "\n";
 
   const auto& telemetry = config.telemetry;
   text += "telemetry: metrics=" +

@@ -5,15 +5,6 @@
 namespace spanrelay::config {
 namespace {
 
-std::string join(std::initializer_list<std::string_view> words) {
-  std::string text;
-  for (const auto word : words) {
-    if (!text.empty()) text += ", ";
-    text += word;
-  }
-  return text;
-}
-
 // yaml-cpp reports a tab in indentation as "illegal map value" or similar;
 // name the real cause when the offending line is indented with a tab.
 std::string tab_hint(std::string_view yaml, const YAML::Mark& mark) {
@@ -65,6 +56,15 @@ std::string or_list(const std::vector<std::string_view>& names) {
   return text;
 }
 
+std::string comma_list(const std::vector<std::string_view>& names) {
+  std::string text;
+  for (const auto name : names) {
+    if (!text.empty()) text += ", ";
+    text += name;
+  }
+  return text;
+}
+
 std::optional<YAML::Node> YamlReader::parse(std::string_view yaml) {
   try {
     const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
@@ -108,8 +108,9 @@ Section YamlReader::open_map(const YAML::Node& node, const YAML::Mark& where,
   Section section;
   if (error_ || !node.IsDefined() || node.IsNull()) return section;
   if (!node.IsMap()) {
-    const std::string what = path.empty() ? "expected a map of sections (" + join(allowed) + ")"
-                                          : path + ": expected a map";
+    const std::string what = path.empty()
+                                 ? "expected a map of sections (" + comma_list(allowed) + ")"
+                                 : path + ": expected a map";
     fail_at(node.Mark().is_null() ? where : node.Mark(), what + ", got " + kind_of(node));
     return section;
   }
@@ -123,8 +124,8 @@ Section YamlReader::open_map(const YAML::Node& node, const YAML::Mark& where,
     const std::string& name = key.Scalar();
     std::string key_path = path.empty() ? name : path + "." + name;
     if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-      fail_at(key.Mark(),
-              "unknown key " + quoted(key_path) + " (expected one of: " + join(allowed) + ")");
+      fail_at(key.Mark(), "unknown key " + quoted(key_path) +
+                              " (expected one of: " + comma_list(allowed) + ")");
       return {};
     }
     if (const Field* first = section.get(name)) {
@@ -156,17 +157,45 @@ std::optional<std::string> YamlReader::text(const Field* field, std::string_view
   return value.Scalar();
 }
 
+std::vector<Field> YamlReader::open_list(const Field* field, std::string_view expected) {
+  std::vector<Field> items;
+  if (field == nullptr || error_) return items;
+  const YAML::Node& list = field->value;
+  if (!list.IsSequence() || list.size() == 0) {
+    fail(*field, "expected " + std::string(expected) + ", got " +
+                     (list.IsSequence() ? std::string("an empty list") : kind_of(list)));
+    return items;
+  }
+  const YAML::Mark list_mark = mark_of(*field);
+  for (std::size_t index = 0; index < list.size(); ++index) {
+    const YAML::Node item = list[index];
+    // yaml-cpp marks an empty item ("- " alone) where the next token starts,
+    // possibly lines below: point at the list instead; the path has the index.
+    const YAML::Mark item_mark = item.IsNull() || item.Mark().is_null() ? list_mark : item.Mark();
+    items.push_back(Field{field->path + "[" + std::to_string(index) + "]", item_mark, item});
+  }
+  return items;
+}
+
 void YamlReader::read_duration(const Section& section, std::string_view key, Duration* out,
-                               Duration minimum) {
+                               Duration minimum, Duration maximum) {
   const Field* field = section.get(key);
   const auto value = text(field, "a duration such as 5s", Empty::kRejected);
   if (!value) return;
   auto parsed = parse_duration(*value);
   if (!parsed.ok()) return fail(*field, parsed.error().message);
-  if (parsed.value() < minimum) {
-    return fail(*field, (minimum == Duration(1) ? std::string("expected a duration above 0")
-                                                : "expected at least " + format_duration(minimum)) +
-                            ", got " + quoted(*value));
+  if (parsed.value() < minimum || parsed.value() > maximum) {
+    const bool above_zero = minimum == Duration(1);
+    std::string expected;
+    if (maximum == Duration::max()) {
+      expected = above_zero ? "expected a duration above 0"
+                            : "expected at least " + format_duration(minimum);
+    } else {
+      expected = std::string("expected a duration ") +
+                 (above_zero ? "above 0" : "of at least " + format_duration(minimum)) +
+                 " and at most " + format_duration(maximum);
+    }
+    return fail(*field, expected + ", got " + quoted(*value));
   }
   *out = parsed.value();
 }
@@ -187,25 +216,40 @@ void YamlReader::read_size(const Section& section, std::string_view key, std::ui
   *out = parsed.value();
 }
 
-void YamlReader::read_integer(const Section& section, std::string_view key, std::uint32_t* out,
-                              std::uint32_t minimum, std::uint32_t maximum) {
+std::optional<std::uint64_t> YamlReader::read_whole_number(const Section& section,
+                                                           std::string_view key,
+                                                           std::uint64_t minimum,
+                                                           std::uint64_t maximum) {
   const Field* field = section.get(key);
   const std::string expected =
       "an integer from " + std::to_string(minimum) + " to " + std::to_string(maximum);
   const auto value = text(field, expected, Empty::kRejected);
-  if (!value) return;
-  // Digits only: no sign, no "1e3", no "0x10"; at most 10 digits so the
-  // accumulation below cannot overflow.
+  if (!value) return std::nullopt;
+  // Digits only: no sign, no "1e3", no "0x10"; at most 19 digits so the
+  // accumulation below cannot overflow 64 bits.
   std::uint64_t number = 0;
-  bool valid = value->size() <= 10;
+  bool valid = value->size() <= 19;
   for (const char c : *value) {
     if (c < '0' || c > '9') valid = false;
     if (valid) number = number * 10 + static_cast<std::uint64_t>(c - '0');
   }
   if (!valid || number < minimum || number > maximum) {
-    return fail(*field, "expected " + expected + ", got " + quoted(*value));
+    fail(*field, "expected " + expected + ", got " + quoted(*value));
+    return std::nullopt;
   }
-  *out = static_cast<std::uint32_t>(number);
+  return number;
+}
+
+void YamlReader::read_integer(const Section& section, std::string_view key, std::uint32_t* out,
+                              std::uint32_t minimum, std::uint32_t maximum) {
+  if (const auto number = read_whole_number(section, key, minimum, maximum)) {
+    *out = static_cast<std::uint32_t>(*number);
+  }
+}
+
+void YamlReader::read_integer(const Section& section, std::string_view key, std::uint64_t* out,
+                              std::uint64_t minimum, std::uint64_t maximum) {
+  if (const auto number = read_whole_number(section, key, minimum, maximum)) *out = *number;
 }
 
 void YamlReader::read_bool(const Section& section, std::string_view key, bool* out) {

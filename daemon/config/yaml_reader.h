@@ -46,6 +46,8 @@ std::string kind_of(const YAML::Node& node);
 
 // "a, b or c": for messages that list the accepted values.
 std::string or_list(const std::vector<std::string_view>& names);
+// "a, b, c": for "(expected one of: ...)" texts.
+std::string comma_list(const std::vector<std::string_view>& names);
 
 // Keeps only the first error: what follows an error is usually a consequence
 // of it, and one precise message is what an operator fixing a file needs.
@@ -78,16 +80,25 @@ class YamlReader {
                    std::initializer_list<std::string_view> allowed);
   Section open_map(const Field* field, std::initializer_list<std::string_view> allowed);
 
+  // The items of the list under `field`, each as a Field whose path is
+  // "path[index]" (0-based, as yq and jq count). Absent: no items. Every list
+  // in the schema needs an item, so an empty value and [] are errors, as is
+  // anything but a list ("expected <expected>, got ...").
+  std::vector<Field> open_list(const Field* field, std::string_view expected);
+
   // The scalar text of `field`; nullopt when absent or on error. An empty
   // value reads as "" when `empty` allows it.
   std::optional<std::string> text(const Field* field, std::string_view expected, Empty empty);
 
   // minimum Duration(1) means "above 0".
-  void read_duration(const Section& section, std::string_view key, Duration* out, Duration minimum);
+  void read_duration(const Section& section, std::string_view key, Duration* out, Duration minimum,
+                     Duration maximum = Duration::max());
   void read_size(const Section& section, std::string_view key, std::uint64_t* out,
                  std::uint64_t minimum, std::uint64_t maximum);
   void read_integer(const Section& section, std::string_view key, std::uint32_t* out,
                     std::uint32_t minimum, std::uint32_t maximum);
+  void read_integer(const Section& section, std::string_view key, std::uint64_t* out,
+                    std::uint64_t minimum, std::uint64_t maximum);
   void read_bool(const Section& section, std::string_view key, bool* out);
 
   // `choices`: a range of {name, value} pairs; the value is converted to T.
@@ -109,6 +120,10 @@ class YamlReader {
   }
 
  private:
+  // Digits only, within [minimum, maximum]; nullopt when absent or invalid.
+  std::optional<std::uint64_t> read_whole_number(const Section& section, std::string_view key,
+                                                 std::uint64_t minimum, std::uint64_t maximum);
+
   std::string source_;
   std::optional<Error> error_;
 };

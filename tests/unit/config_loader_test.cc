@@ -15,8 +15,10 @@ using spanrelay::config::Compression;
 using spanrelay::config::Config;
 using spanrelay::config::describe;
 using spanrelay::config::ExporterType;
+using spanrelay::config::FsyncPolicy;
 using spanrelay::config::load_config_file;
 using spanrelay::config::load_config_string;
+using spanrelay::config::WhenFull;
 
 namespace {
 
@@ -37,6 +39,26 @@ std::vector<fs::path> yaml_files_in(const fs::path& directory) {
   }
   std::sort(files.begin(), files.end());
   return files;
+}
+
+// Uncomments the example block whose first line is "<indent># <first_line>":
+// it and the lines after it that start with "<indent>#" lose the "# " (or
+// "#") after the indent, up to the first line that does not.
+std::string uncomment_example(const std::string& yaml, const std::string& indent,
+                              const std::string& first_line) {
+  std::istringstream in(yaml);
+  std::string out;
+  bool in_block = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line == indent + "# " + first_line) in_block = true;
+    if (in_block && line.rfind(indent + "#", 0) != 0) in_block = false;
+    if (in_block) {
+      const std::size_t marker = line.rfind(indent + "# ", 0) == 0 ? 2 : 1;
+      line.erase(indent.size(), marker);
+    }
+    out += line + "\n";
+  }
+  return out;
 }
 
 Config load_valid(const std::string& name) {
@@ -61,6 +83,26 @@ TEST_CASE("config loader: the shipped config/spanrelay.yaml loads and runs witho
   CHECK(config.exporter.path == "./var/spans.jsonl");
   CHECK(config.telemetry.metrics_endpoint == "127.0.0.1:8888");
   CHECK(config.telemetry.log_level == "info");
+  // Sampling and the spool are shipped as commented-out examples.
+  CHECK_FALSE(config.sampling.enabled);
+  CHECK(config.exporter.queue.spool.dir.empty());
+}
+
+TEST_CASE("config loader: the shipped sampling and spool examples load once uncommented") {
+  const std::string shipped = read_file(kShippedConfig);
+  std::string uncommented = uncomment_example(shipped, "", "sampling:");
+  uncommented = uncomment_example(uncommented, "    ", "spool:");
+  REQUIRE(uncommented != shipped);
+  const auto result = load_config_string(uncommented, "uncommented.yaml");
+  REQUIRE_MESSAGE(result.ok(), (result.ok() ? "" : result.error().message));
+  const Config& config = result.value();
+  CHECK(config.sampling.enabled);
+  CHECK(config.sampling.decision_wait == 5s);
+  REQUIRE(config.sampling.policies.size() == 6);
+  CHECK(config.sampling.policies.front().name == "no-health");
+  CHECK(config.sampling.policies.back().name == "cap");
+  CHECK(config.exporter.queue.spool.dir == "/var/lib/spanrelay/spool");
+  CHECK(config.exporter.queue.spool.max_size == 1ull << 30);
 }
 
 TEST_CASE("config loader: every valid/*.yaml loads") {
@@ -184,6 +226,50 @@ TEST_CASE("config loader: units in every spelling reach the Config") {
   CHECK(config.service.shutdown_timeout == 65s);
 }
 
+TEST_CASE("config loader: the documented spool shape reaches every field") {
+  const Config config = load_valid("spool.yaml");
+  const auto& spool = config.exporter.queue.spool;
+  CHECK(config.exporter.queue.memory_limit == 64ull << 20);
+  CHECK(spool.dir == "/var/lib/spanrelay/spool");
+  CHECK(spool.max_size == 1ull << 30);
+  CHECK(spool.fsync == FsyncPolicy::kInterval);
+  CHECK(spool.fsync_interval == 200ms);
+  CHECK(spool.when_full == WhenFull::kDropOldest);
+  CHECK(describe(config).find("\nexporter.queue.spool: dir=/var/lib/spanrelay/spool max_size=1GiB "
+                              "fsync=interval fsync_interval=200ms when_full=drop_oldest\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("config loader: spool keys left out keep their defaults; others take any value") {
+  const auto only_dir = load_config_string(
+      "exporter: { type: file, path: ./s.jsonl, queue: { spool: { dir: ./spool } } }\n", "s.yaml");
+  REQUIRE(only_dir.ok());
+  const auto& defaults = only_dir.value().exporter.queue.spool;
+  CHECK(defaults.dir == "./spool");
+  CHECK(defaults.max_size == 1ull << 30);
+  CHECK(defaults.fsync == FsyncPolicy::kInterval);
+  CHECK(defaults.fsync_interval == 200ms);
+  CHECK(defaults.when_full == WhenFull::kDropOldest);
+
+  const Config config = load_valid("spool_every_option.yaml");
+  const auto& spool = config.exporter.queue.spool;
+  CHECK(spool.dir == "./var/spool");
+  CHECK(spool.max_size == 1ull << 20);
+  CHECK(spool.fsync == FsyncPolicy::kNever);
+  CHECK(spool.fsync_interval == 1s);  // accepted, unused with fsync: never
+  CHECK(spool.when_full == WhenFull::kRefuseNew);
+  // fsync_interval is only shown when it is used.
+  CHECK(describe(config).find("exporter.queue.spool: dir=./var/spool max_size=1MiB fsync=never "
+                              "when_full=refuse_new\n") != std::string::npos);
+
+  const auto always = load_config_string(
+      "exporter: { type: file, path: ./s.jsonl, queue: { spool: { dir: ./spool, fsync: always } } "
+      "}\n",
+      "s.yaml");
+  REQUIRE(always.ok());
+  CHECK(always.value().exporter.queue.spool.fsync == FsyncPolicy::kAlways);
+}
+
 TEST_CASE("config loader: an unreadable file is an error naming the path and the reason") {
   const auto missing = load_config_file("x.yaml");
   REQUIRE_FALSE(missing.ok());
@@ -229,6 +315,8 @@ TEST_CASE("config loader: hostile input is an error, never a crash or an excepti
       "? [complex, key]\n: 1\n",
       "batch: !!binary AAAA\n",
       "batch: { max_spans: *undefined }\n",
+      "sampling: { policies: [{ name: a, type: drop, key: k, values: &v [*v] }] }\n",
+      "exporter: { type: file, path: p, queue: { spool: &s { dir: *s } } }\n",
   };
   for (const auto& input : inputs) {
     CAPTURE(input.substr(0, 40));
