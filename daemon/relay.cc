@@ -7,6 +7,7 @@
 #include "daemon/batching/batcher.h"
 #include "daemon/delivery/delivery_queue.h"
 #include "daemon/delivery/memory_budget.h"
+#include "daemon/delivery/spool.h"
 #include "daemon/exporters/exporter.h"
 #include "daemon/receivers/http_server.h"
 #include "daemon/receivers/ingest.h"
@@ -60,12 +61,32 @@ Status Relay::start() {
   const std::uint64_t budget = config_.exporter.queue.memory_limit +
                                (config_.sampling.enabled ? config_.sampling.max_buffered_bytes : 0);
   budget_ = std::make_unique<delivery::MemoryBudget>(budget);
-  delivery_ =
-      std::make_unique<delivery::DeliveryQueue>(*exporter_, config_.exporter, *budget_, metrics_);
+  if (!config_.exporter.queue.spool.dir.empty()) {
+    auto spool = delivery::Spool::open(config_.exporter.queue.spool, metrics_);
+    if (!spool.ok()) return Error{"spool: " + spool.error().message};
+    spool_ = std::move(spool).value();
+    const auto recovered = spool_->stats();
+    // Spans accepted by an earlier run: they enter this run's accounting here.
+    metrics_
+        .counter("spanrelay_spool_recovered_spans_total",
+                 "Spans found in the spool at start-up (accepted by an earlier run).")
+        .add(recovered.spans);
+    spdlog::info("spool: {} ({} records, {} spans to replay)", config_.exporter.queue.spool.dir,
+                 recovered.records, recovered.spans);
+  }
+  delivery_ = std::make_unique<delivery::DeliveryQueue>(*exporter_, config_.exporter, *budget_,
+                                                        metrics_, spool_.get());
   delivery_->start();
   batcher_ = std::make_unique<batching::Batcher>(
       config_.batch, *budget_,
       [this](batching::Batch&& batch) { delivery_->push(std::move(batch)); }, metrics_);
+  if (spool_ && !config_.sampling.enabled) {
+    // Tail sampling refuses instead: spilling whole requests would export
+    // them unsampled.
+    batcher_->set_overflow([this](std::string_view request, std::uint32_t spans) {
+      return delivery_->spill_request(request, spans);
+    });
+  }
   batcher_->start();
 
   receivers::SpanConsumer* consumer = batcher_.get();
@@ -115,6 +136,7 @@ Status Relay::start() {
 
 std::optional<std::string> Relay::not_ready_reason() const {
   if (!ready_) return std::string("starting or stopping");
+  if (spool_ && !spool_->writable()) return std::string("spool is not writable");
   return std::nullopt;
 }
 

@@ -20,6 +20,7 @@ class Exporter;
 }
 namespace delivery {
 class MemoryBudget;
+class Spool;
 class DeliveryQueue;
 }  // namespace delivery
 namespace batching {
@@ -64,6 +65,7 @@ class Relay {
   telemetry::Registry metrics_;
   std::unique_ptr<delivery::MemoryBudget> budget_;
   std::unique_ptr<exporters::Exporter> exporter_;
+  std::unique_ptr<delivery::Spool> spool_;  // null: memory queue only
   std::unique_ptr<delivery::DeliveryQueue> delivery_;
   std::unique_ptr<batching::Batcher> batcher_;
   std::unique_ptr<sampling::Sampler> sampler_;  // null: pass-through

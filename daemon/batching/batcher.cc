@@ -44,7 +44,14 @@ receivers::Admission Batcher::consume(otlp::ScannedRequest&& request) {
   std::uint64_t needed = 0;
   for (const auto& span : request.spans) needed += reservation_for(span.bytes.length);
   auto admission = reserve(needed, request.spans.size());
-  if (admission.accepted) add_admitted(request, request.spans);
+  if (admission.accepted) {
+    add_admitted(request, request.spans);
+  } else if (admission.reason == "memory_limit" && overflow_ &&
+             overflow_(*request.payload, static_cast<std::uint32_t>(request.spans.size()))) {
+    // The request itself is a valid ExportTraceServiceRequest: it goes to
+    // disk as it came, and the app is acked without waiting for memory.
+    return {};
+  }
   return admission;
 }
 

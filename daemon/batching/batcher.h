@@ -48,6 +48,12 @@ class Batcher final : public receivers::SpanConsumer {
   void add_admitted(std::span<const AdmittedSpan> spans);
   void add_admitted(const otlp::ScannedRequest& request, std::span<const otlp::SpanView> spans);
 
+  // Where pass-through admission sends a whole request when the memory budget
+  // is full (the disk spool); returns false when that is full too. Set before
+  // start().
+  using Overflow = std::function<bool(std::string_view request, std::uint32_t spans)>;
+  void set_overflow(Overflow overflow) { overflow_ = std::move(overflow); }
+
   // Gives back memory an earlier stage reserved for spans it then dropped
   // (sampled out): they will never reach a batch.
   void release_reservation(std::uint64_t bytes) { budget_.release(bytes); }
@@ -72,6 +78,7 @@ class Batcher final : public receivers::SpanConsumer {
   config::BatchConfig config_;
   delivery::MemoryBudget& budget_;
   BatchSink sink_;
+  Overflow overflow_;
   telemetry::Histogram& batch_spans_;
   telemetry::Gauge& pending_spans_;  // shared with delivery: accepted, not yet done
 

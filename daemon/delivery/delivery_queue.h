@@ -1,15 +1,18 @@
 #pragma once
 // Delivery: batches wait in a memory queue (bounded by the shared
 // MemoryBudget, which admission already charged) and `max_in_flight` workers
-// send them with retry. A batch leaves only when the upstream acknowledged it
-// or when it is lost for good, and then it is counted with a reason:
-// a retried batch is not a dropped batch.
+// send them with retry. With a disk spool, batches that would wait (the
+// upstream is failing, or the memory queue is full) go to the spool instead
+// and are replayed from it, after a restart too. A batch leaves only when the
+// upstream acknowledged it or when it is lost for good, and then it is
+// counted with a reason: a retried batch is not a dropped batch.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +20,8 @@
 #include "daemon/batching/batch.h"
 #include "daemon/config/config.h"
 #include "daemon/delivery/memory_budget.h"
+#include "daemon/delivery/retry_policy.h"
+#include "daemon/delivery/spool.h"
 #include "daemon/exporters/exporter.h"
 #include "daemon/telemetry/metrics.h"
 
@@ -24,26 +29,39 @@ namespace spanrelay::delivery {
 
 class DeliveryQueue {
  public:
+  // `spool` may be null (memory queue only); it must outlive the queue.
   DeliveryQueue(exporters::Exporter& exporter, const config::ExporterConfig& config,
-                MemoryBudget& budget, telemetry::Registry& metrics);
+                MemoryBudget& budget, telemetry::Registry& metrics, Spool* spool);
   ~DeliveryQueue();
 
   void start();
   // Always takes the batch: its memory was reserved at admission.
   void push(batching::Batch&& batch);
-  // Sends what is queued until `deadline`; what is still unsent then is
-  // dropped with reason shutdown_timeout. Safe twice and without start().
+  // Admission's last resort when the memory budget is full: the request goes
+  // straight to the spool. False when there is no spool or it is full.
+  bool spill_request(std::string_view request, std::uint32_t spans);
+  // Sends what is queued in memory until `deadline`; what is still unsent
+  // then goes to the spool, or without one is dropped with reason
+  // shutdown_timeout. Safe twice and without start().
   void shutdown(std::chrono::steady_clock::time_point deadline);
 
   std::uint64_t queued_batches() const;
-  // Spans accepted and not yet delivered or dropped: the batcher adds to this
-  // gauge at admission, delivery subtracts when a batch is done.
-  std::int64_t pending_spans() const { return pending_spans_.value(); }
 
  private:
+  enum class Attempt { kDone, kRetryLater };
   void worker_loop(unsigned index);
+  // Sends a memory batch; with a spool, a retryable failure spools it.
   void deliver(batching::Batch& batch, unsigned worker_index);
-  void drop(const batching::Batch& batch, std::uint64_t spans, const std::string& reason);
+  // One attempt for a spooled record; acks or releases it.
+  void deliver_spooled(SpoolRecord& record);
+  // Sends once and settles the outcome's counters; kRetryLater carries the delay.
+  Attempt attempt(std::string_view request, std::uint32_t spans,
+                  std::optional<std::chrono::milliseconds>& retry_after,
+                  exporters::ExportResult& result);
+  bool spill(batching::Batch& batch);
+  void note_failure(const exporters::ExportResult& result);
+  void note_success();
+  void drop(const batching::Batch& batch, const std::string& reason);
   void finish(const batching::Batch& batch);
   // Waits up to `delay` unless shutdown's deadline passes first; false when
   // the deadline has passed.
@@ -55,18 +73,26 @@ class DeliveryQueue {
   config::ExporterConfig config_;
   MemoryBudget& budget_;
   telemetry::Registry& metrics_;
+  Spool* spool_;
 
   telemetry::Counter& sent_spans_;
   telemetry::Counter& sent_requests_;
   telemetry::Counter& retries_;
+  telemetry::Counter& spooled_batches_;
   telemetry::Gauge& pending_spans_;
   telemetry::Histogram& export_seconds_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<batching::Batch> queue_;
-  bool draining_ = false;  // shutdown began: finish the queue, then stop
+  std::uint64_t queued_bytes_ = 0;
+  bool draining_ = false;  // shutdown began: finish the memory queue, then stop
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  // With a spool: while the upstream fails, workers wait until this instant
+  // and new batches go straight to the spool.
+  std::chrono::steady_clock::time_point backoff_until_{};
+  unsigned consecutive_failures_ = 0;
+  RetryPolicy shared_policy_;
   std::vector<std::thread> workers_;
 };
 
