@@ -328,3 +328,44 @@ TEST_CASE("sampling: decide_early keeps an error trace at once, its later spans 
   CHECK(daemon.metric("spanrelay_sampling_traces_total{decision=\"kept\",policy=\"errors\"}") == 1);
   CHECK(daemon.metric("spanrelay_sampling_early_decisions_total{reason=\"decide_early\"}") == 1);
 }
+
+TEST_CASE("sampling: the byte bound decides early too, and error traces are still kept whole") {
+  TempDir dir;
+  Sink sink(dir);
+  const std::string sampling =
+      "sampling:\n"
+      "  decision_wait: 10m\n"
+      "  max_buffered_bytes: 1MiB\n"
+      "  shards: 1\n"
+      "  policies:\n"
+      "    - { name: errors, type: status_code, decide_early: false }\n";
+  Daemon daemon(dir, yaml_for(dir, sink, sampling));
+  // ~4000 traces x 4 spans of ~200 bytes: several times the byte bound.
+  const auto traces = make_traces(4000, 4, 7, 0, 13);
+  double peak_buffered = 0;
+  for (std::size_t i = 0; i < traces.size(); i += 50) {
+    std::vector<const TestSpan*> spans;
+    for (std::size_t t = i; t < std::min(traces.size(), i + 50); ++t) {
+      for (const auto& s : traces[t].spans) spans.push_back(&s);
+    }
+    REQUIRE(grpc_export(daemon.tcp_address("grpc"), encode(spans)).status == 0);
+    peak_buffered = std::max(peak_buffered, daemon.metric("spanrelay_sampling_buffered_bytes"));
+  }
+  REQUIRE(wait_until([&] {
+    return daemon.metric(
+               "spanrelay_sampling_early_decisions_total{reason=\"max_buffered_bytes\"}") > 0;
+  }));
+  CHECK(daemon.metric("spanrelay_sampling_early_decisions_total{reason=\"max_traces\"}") == 0);
+  // The bound holds between batches of work (one request may overshoot it briefly).
+  CHECK(peak_buffered <= (1 << 20) + 64 * 1024);
+  REQUIRE(daemon.stop() == 0);
+  const auto at_sink = spans_per_trace_at_sink(sink);
+  std::size_t errors = 0;
+  for (const auto& t : traces) {
+    if (!t.error) continue;
+    ++errors;
+    REQUIRE(at_sink.count(hex(t.trace_id)) == 1);
+    CHECK(at_sink.at(hex(t.trace_id)) == 4);
+  }
+  CHECK(at_sink.size() == errors);
+}
