@@ -83,6 +83,38 @@ bool write_ready_file(const std::string& path, const std::string& json) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+constexpr const char* kReloads = "spanrelay_config_reloads_total";
+constexpr const char* kReloadsHelp = "Configuration reloads on SIGHUP, by result (ok, error).";
+
+// SIGHUP: an invalid file is rejected with its error and the running
+// configuration stays; settings that need a restart are named.
+void reload(spanrelay::Relay& relay, const std::string& config_path) {
+  auto& metrics = relay.metrics();
+  if (config_path.empty()) {
+    spdlog::warn("SIGHUP: running on built-in defaults (no --config): nothing to reload");
+    return;
+  }
+  auto loaded = spanrelay::config::load_config_file(config_path);
+  if (!loaded.ok()) {
+    metrics.counter(kReloads, kReloadsHelp, {{"result", "error"}}).add();
+    spdlog::error("SIGHUP: configuration rejected, the running one stays: {}",
+                  loaded.error().message);
+    return;
+  }
+  auto applied = relay.reload(loaded.value());
+  if (!applied.ok()) {
+    metrics.counter(kReloads, kReloadsHelp, {{"result", "error"}}).add();
+    spdlog::error("SIGHUP: configuration rejected, the running one stays: {}",
+                  applied.error().message);
+    return;
+  }
+  metrics.counter(kReloads, kReloadsHelp, {{"result", "ok"}}).add();
+  spdlog::info("SIGHUP: configuration reloaded from {}", config_path);
+  for (const auto& setting : applied.value()) {
+    spdlog::warn("SIGHUP: {} changed but needs a restart to take effect", setting);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -121,6 +153,9 @@ int main(int argc, char** argv) {
   for (std::string_view line : {spanrelay::config::describe(config)}) spdlog::info("{}", line);
 
   spanrelay::Relay relay(config);
+  for (const char* result : {"ok", "error"}) {
+    relay.metrics().counter(kReloads, kReloadsHelp, {{"result", result}});
+  }
   if (auto started = relay.start(); !started.ok()) {
     spdlog::critical("cannot start: {}", started.error().message);
     relay.shutdown();
@@ -135,7 +170,7 @@ int main(int argc, char** argv) {
     int signal_number = 0;
     if (sigwait(&signals, &signal_number) != 0) continue;
     if (signal_number == SIGHUP) {
-      spdlog::warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+      reload(relay, flags.config_path);
       continue;
     }
     spdlog::info("{} received: stopping listeners and flushing to the upstream (timeout {} ms)",

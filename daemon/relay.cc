@@ -74,7 +74,7 @@ Status Relay::start() {
     spdlog::info("spool: {} ({} records, {} spans to replay)", config_.exporter.queue.spool.dir,
                  recovered.records, recovered.spans);
   }
-  delivery_ = std::make_unique<delivery::DeliveryQueue>(*exporter_, config_.exporter, *budget_,
+  delivery_ = std::make_unique<delivery::DeliveryQueue>(exporter_, config_.exporter, *budget_,
                                                         metrics_, spool_.get());
   delivery_->start();
   batcher_ = std::make_unique<batching::Batcher>(
@@ -132,6 +132,89 @@ Status Relay::start() {
   }
   ready_ = true;
   return Ok{};
+}
+
+namespace {
+
+bool same_listener(const config::ListenerConfig& a, const config::ListenerConfig& b) {
+  return a.endpoint == b.endpoint && a.unix_socket == b.unix_socket &&
+         a.unix_socket_mode == b.unix_socket_mode;
+}
+
+bool same_exporter(const config::ExporterConfig& a, const config::ExporterConfig& b) {
+  return a.type == b.type && a.endpoint == b.endpoint && a.compression == b.compression &&
+         a.timeout == b.timeout && a.headers == b.headers && a.path == b.path;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> Relay::reload(const config::Config& next) {
+  std::vector<std::string> needs_restart;
+  const auto& rx = config_.receivers;
+  if (!same_listener(rx.grpc, next.receivers.grpc)) needs_restart.push_back("receivers.otlp.grpc");
+  if (!same_listener(rx.http, next.receivers.http)) needs_restart.push_back("receivers.otlp.http");
+  if (rx.max_request_size != next.receivers.max_request_size) {
+    needs_restart.push_back("receivers.otlp.max_request_size");
+  }
+  if (config_.telemetry.metrics_endpoint != next.telemetry.metrics_endpoint) {
+    needs_restart.push_back("telemetry.metrics.endpoint");
+  }
+  const auto& q = config_.exporter.queue;
+  const auto& nq = next.exporter.queue;
+  if (q.memory_limit != nq.memory_limit || q.spool.dir != nq.spool.dir ||
+      q.spool.max_size != nq.spool.max_size || q.spool.fsync != nq.spool.fsync ||
+      q.spool.when_full != nq.spool.when_full) {
+    needs_restart.push_back("exporter.queue");
+  }
+  const auto& r = config_.exporter.retry;
+  const auto& nr = next.exporter.retry;
+  if (r.enabled != nr.enabled || r.initial_interval != nr.initial_interval ||
+      r.max_interval != nr.max_interval || r.max_elapsed != nr.max_elapsed ||
+      config_.exporter.max_in_flight != next.exporter.max_in_flight) {
+    needs_restart.push_back("exporter.retry / exporter.max_in_flight");
+  }
+  const auto& sc = config_.sampling;
+  const auto& ns = next.sampling;
+  if (sc.enabled != ns.enabled || sc.decision_wait != ns.decision_wait ||
+      sc.max_traces != ns.max_traces || sc.max_buffered_bytes != ns.max_buffered_bytes ||
+      sc.decision_cache_size != ns.decision_cache_size || sc.shards != ns.shards) {
+    needs_restart.push_back("sampling (enabling it, decision_wait, bounds, shards)");
+  }
+
+  // Build everything first: a failure must leave the running config whole.
+  std::optional<sampling::PolicySet> policies;
+  if (sampler_ && ns.enabled) {
+    auto built = sampling::PolicySet::create(ns);
+    if (!built.ok()) return Error{"sampling: " + built.error().message};
+    policies.emplace(std::move(built).value());
+  }
+  std::shared_ptr<exporters::Exporter> exporter;
+  if (!same_exporter(config_.exporter, next.exporter)) {
+    auto built = exporters::make_exporter(next.exporter);
+    if (!built.ok()) return Error{"exporter: " + built.error().message};
+    exporter = std::move(built).value();
+  }
+
+  if (policies) sampler_->replace_policies(std::move(*policies));
+  if (exporter) {
+    spdlog::info("exporter now: {}", exporter->describe());
+    delivery_->replace_exporter(exporter);
+    exporter_ = std::move(exporter);
+  }
+  batcher_->update_config(next.batch);
+  spdlog::set_level(spdlog::level::from_str(next.telemetry.log_level));
+
+  // What was applied becomes the running config; the rest keeps its old value.
+  config_.batch = next.batch;
+  config_.telemetry.log_level = next.telemetry.log_level;
+  config_.exporter.type = next.exporter.type;
+  config_.exporter.endpoint = next.exporter.endpoint;
+  config_.exporter.compression = next.exporter.compression;
+  config_.exporter.timeout = next.exporter.timeout;
+  config_.exporter.headers = next.exporter.headers;
+  config_.exporter.path = next.exporter.path;
+  if (policies.has_value() || (sampler_ && ns.enabled)) config_.sampling.policies = ns.policies;
+  return needs_restart;
 }
 
 std::optional<std::string> Relay::not_ready_reason() const {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "daemon/common/result.h"
 #include "daemon/config/config.h"
@@ -54,6 +55,13 @@ class Relay {
   // dropped{reason="shutdown_timeout"}. Safe twice and without start().
   void shutdown();
 
+  // SIGHUP: applies what can change while running (sampling policies, batch
+  // limits, the exporter's endpoint/headers/timeout/compression, log level)
+  // without losing buffered spans. Returns the settings that changed but need
+  // a restart (listeners, spool, queue, sampling bounds). An error (e.g. the
+  // new exporter cannot be built) leaves the running configuration untouched.
+  Result<std::vector<std::string>> reload(const config::Config& next);
+
   // {"grpc":[...],"http":[...],"metrics":[...]}: the bound addresses.
   std::string ready_report() const;
   telemetry::Registry& metrics() { return metrics_; }
@@ -64,7 +72,7 @@ class Relay {
   config::Config config_;
   telemetry::Registry metrics_;
   std::unique_ptr<delivery::MemoryBudget> budget_;
-  std::unique_ptr<exporters::Exporter> exporter_;
+  std::shared_ptr<exporters::Exporter> exporter_;
   std::unique_ptr<delivery::Spool> spool_;  // null: memory queue only
   std::unique_ptr<delivery::DeliveryQueue> delivery_;
   std::unique_ptr<batching::Batcher> batcher_;

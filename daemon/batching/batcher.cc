@@ -112,6 +112,14 @@ std::optional<Batch> Batcher::take_batch_locked() {
   return batch;
 }
 
+void Batcher::update_config(const config::BatchConfig& config) {
+  {
+    std::lock_guard lock(mutex_);
+    config_ = config;
+  }
+  wake_.notify_all();  // a shorter timeout may already be due
+}
+
 void Batcher::flush() {
   std::optional<Batch> batch;
   {

@@ -62,6 +62,9 @@ class Batcher final : public receivers::SpanConsumer {
   // shutting down.
   receivers::Admission reserve(std::uint64_t bytes, std::uint64_t spans);
 
+  // Reload: new limits apply from the next span; the open batch is kept.
+  void update_config(const config::BatchConfig& config);
+
   // Flushes the open batch now (used by shutdown and tests).
   void flush();
 

@@ -23,6 +23,67 @@ std::string tab_hint(std::string_view yaml, const YAML::Mark& mark) {
              : " (YAML indentation must use spaces, not tabs)";
 }
 
+// Reverses quoted(): the text between the quotes, unescaped; `cut` says it
+// ended in the "..." that quoted() adds when it shortens a long text.
+std::string unquote(std::string_view inner, bool* cut) {
+  constexpr std::string_view kCutMarker = "...";
+  *cut = inner.size() >= kCutMarker.size() &&
+         inner.substr(inner.size() - kCutMarker.size()) == kCutMarker;
+  std::string text;
+  for (std::size_t pos = 0; pos < inner.size(); ++pos) {
+    if (inner[pos] != '\\' || pos + 1 >= inner.size()) {
+      text += inner[pos];
+      continue;
+    }
+    const char escaped = inner[++pos];
+    if (escaped == 'n') {
+      text += '\n';
+    } else if (escaped == 't') {
+      text += '\t';
+    } else if (escaped == 'r') {
+      text += '\r';
+    } else if (escaped == 'x' && pos + 2 < inner.size()) {
+      text += static_cast<char>(std::stoi(std::string(inner.substr(pos + 1, 2)), nullptr, 16));
+      pos += 2;
+    } else {
+      text += escaped;  // \" and \\ stand for themselves
+    }
+  }
+  return text;
+}
+
+// Error details echo a value with quoted(): "got \"5 secs\"", or a piece of it:
+// "invalid host \"a b\" in \"a b:4317\"". For an expanded value, each quoted
+// text that is the value or a piece of it is replaced; other quoted texts
+// (examples such as "0660") stay.
+std::string hide_expanded_value(std::string_view detail, const std::string& value,
+                                const std::string& written) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < detail.size()) {
+    const auto open = detail.find('"', pos);
+    if (open == std::string_view::npos) break;
+    std::size_t close = open + 1;
+    while (close < detail.size() && detail[close] != '"') close += detail[close] == '\\' ? 2 : 1;
+    if (close >= detail.size()) break;
+    out += detail.substr(pos, open - pos);
+    const std::string_view segment = detail.substr(open, close + 1 - open);
+    bool cut = false;
+    std::string inner = unquote(segment.substr(1, segment.size() - 2), &cut);
+    if (cut) inner.resize(inner.size() - 3);
+    if (segment == quoted(value)) {
+      out += "<expansion of " + quoted(written) + ">";
+    } else if (value.find(inner) != std::string::npos) {
+      out += "<part of the expansion of " + quoted(written) + ">";
+    } else {
+      out += segment;
+    }
+    pos = close + 1;
+  }
+  out += detail.substr(std::min(pos, detail.size()));
+  return out;
+}
+
 }  // namespace
 
 const Field* Section::get(std::string_view key) const {
@@ -93,7 +154,19 @@ void YamlReader::fail_at(const YAML::Mark& mark, const std::string& message) {
 }
 
 void YamlReader::fail(const Field& field, std::string_view detail) {
+  if (field.value.IsScalar()) {
+    const auto expanded = expanded_.find(field.value.Mark().pos);
+    if (expanded != expanded_.end()) {
+      return fail_at(mark_of(field), field.path + ": " + hide_expanded_value(
+                                                             detail, field.value.Scalar(),
+                                                             expanded->second));
+    }
+  }
   fail_at(mark_of(field), field.path + ": " + std::string(detail));
+}
+
+void YamlReader::note_expanded(const YAML::Node& scalar, std::string written) {
+  expanded_[scalar.Mark().pos] = std::move(written);
 }
 
 YAML::Mark YamlReader::mark_of(const Field& field) {

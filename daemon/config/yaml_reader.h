@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -68,10 +69,18 @@ class YamlReader {
   // Records "source:line:column: message" (1-based; no position if none).
   void fail_at(const YAML::Mark& mark, const std::string& message);
   // Records "source:line:column: field.path: detail" at the field's value.
+  // When that value came from a ${...} reference, the quoted echoes of it in
+  // `detail` are replaced by the text as written (see note_expanded).
   void fail(const Field& field, std::string_view detail);
   // Where an error about `field` points: its value, or its key when the
   // value is empty (yaml-cpp marks an empty value where the next token starts).
   static YAML::Mark mark_of(const Field& field);
+
+  // Registers a scalar whose text was produced by ${env:...} or ${file:...}
+  // references (`written` is the text in the file). Errors about its value
+  // then say <expansion of "${env:NAME}"> where they would quote the value:
+  // it may be a credential, and logs keep error messages.
+  void note_expanded(const YAML::Node& scalar, std::string written);
 
   // A map whose keys must come from `allowed` (any text key when `allowed` is
   // empty); duplicate keys are errors. A null node (the key given with nothing
@@ -126,6 +135,8 @@ class YamlReader {
 
   std::string source_;
   std::optional<Error> error_;
+  // Expanded scalars by their position in the file: the text as written.
+  std::map<int, std::string> expanded_;
 };
 
 }  // namespace spanrelay::config

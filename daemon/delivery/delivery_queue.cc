@@ -20,9 +20,10 @@ constexpr const char* kFailedHelp =
 using Clock = std::chrono::steady_clock;
 }  // namespace
 
-DeliveryQueue::DeliveryQueue(exporters::Exporter& exporter, const config::ExporterConfig& config,
-                             MemoryBudget& budget, telemetry::Registry& metrics, Spool* spool)
-    : exporter_(exporter),
+DeliveryQueue::DeliveryQueue(std::shared_ptr<exporters::Exporter> exporter,
+                             const config::ExporterConfig& config, MemoryBudget& budget,
+                             telemetry::Registry& metrics, Spool* spool)
+    : exporter_(std::move(exporter)),
       config_(config),
       budget_(budget),
       metrics_(metrics),
@@ -56,6 +57,16 @@ DeliveryQueue::DeliveryQueue(exporters::Exporter& exporter, const config::Export
                            "Spans in the disk spool, waiting for the upstream.",
                            [spool] { return static_cast<double>(spool->stats().spans); });
   }
+}
+
+std::shared_ptr<exporters::Exporter> DeliveryQueue::current_exporter() const {
+  std::lock_guard lock(exporter_mutex_);
+  return exporter_;
+}
+
+void DeliveryQueue::replace_exporter(std::shared_ptr<exporters::Exporter> exporter) {
+  std::lock_guard lock(exporter_mutex_);
+  exporter_ = std::move(exporter);
 }
 
 DeliveryQueue::~DeliveryQueue() { shutdown(Clock::now()); }
@@ -193,7 +204,7 @@ DeliveryQueue::Attempt DeliveryQueue::attempt(std::string_view request, std::uin
                                               std::optional<std::chrono::milliseconds>& retry_after,
                                               exporters::ExportResult& result) {
   const auto started = Clock::now();
-  result = exporter_.export_request(request, spans);
+  result = current_exporter()->export_request(request, spans);
   export_seconds_.observe(std::chrono::duration<double>(Clock::now() - started).count());
   using exporters::ExportDisposition;
   if (result.disposition == ExportDisposition::kSuccess) {

@@ -30,7 +30,7 @@ namespace spanrelay::delivery {
 class DeliveryQueue {
  public:
   // `spool` may be null (memory queue only); it must outlive the queue.
-  DeliveryQueue(exporters::Exporter& exporter, const config::ExporterConfig& config,
+  DeliveryQueue(std::shared_ptr<exporters::Exporter> exporter, const config::ExporterConfig& config,
                 MemoryBudget& budget, telemetry::Registry& metrics, Spool* spool);
   ~DeliveryQueue();
 
@@ -46,6 +46,10 @@ class DeliveryQueue {
   void shutdown(std::chrono::steady_clock::time_point deadline);
 
   std::uint64_t queued_batches() const;
+
+  // Reload: the next export attempt uses this exporter (new endpoint,
+  // headers, timeout, compression); attempts in flight finish on the old one.
+  void replace_exporter(std::shared_ptr<exporters::Exporter> exporter);
 
  private:
   enum class Attempt { kDone, kRetryLater };
@@ -69,7 +73,10 @@ class DeliveryQueue {
   telemetry::Counter& dropped(const std::string& reason);
   telemetry::Counter& failed(const std::string& code);
 
-  exporters::Exporter& exporter_;
+  std::shared_ptr<exporters::Exporter> current_exporter() const;
+
+  mutable std::mutex exporter_mutex_;
+  std::shared_ptr<exporters::Exporter> exporter_;
   config::ExporterConfig config_;
   MemoryBudget& budget_;
   telemetry::Registry& metrics_;

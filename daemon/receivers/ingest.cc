@@ -1,5 +1,8 @@
 #include "daemon/receivers/ingest.h"
 
+#include <chrono>
+#include <vector>
+
 #include "daemon/otlp/json_transcoder.h"
 #include "daemon/otlp/wire_scanner.h"
 
@@ -15,6 +18,36 @@ constexpr const char* kRefusedSpansHelp =
 constexpr const char* kRefusedRequests = "spanrelay_receiver_refused_requests_total";
 constexpr const char* kRefusedRequestsHelp =
     "Requests refused at the receiver, by reason (decode errors carry no span count).";
+constexpr const char* kAckSeconds = "spanrelay_ingest_ack_seconds";
+constexpr const char* kAckSecondsHelp =
+    "Time from a request body entering the shared ingest path to its answer (accepted, refused "
+    "or invalid): decode and admission only; the receiver's own network I/O and decompression "
+    "are not included.";
+// Admission is meant to answer in microseconds; the top buckets are there to
+// show a stall (a lock held by a slow consumer), not a normal case.
+const std::vector<double> kAckBuckets = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                                         0.001,   0.0025,   0.005,   0.01,   0.025,   0.05,
+                                         0.1,     0.25,     0.5,     1.0};
+
+int transport_index(std::string_view transport) { return transport == "grpc" ? 0 : 1; }
+
+// Observes the time from construction to destruction: every return of
+// ingest() is an answer.
+class AckTimer {
+ public:
+  explicit AckTimer(telemetry::Histogram& histogram)
+      : histogram_(histogram), start_(std::chrono::steady_clock::now()) {}
+  ~AckTimer() {
+    histogram_.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+  AckTimer(const AckTimer&) = delete;
+  AckTimer& operator=(const AckTimer&) = delete;
+
+ private:
+  telemetry::Histogram& histogram_;
+  std::chrono::steady_clock::time_point start_;
+};
 }  // namespace
 
 Ingest::Ingest(SpanConsumer& consumer, telemetry::Registry& metrics, IngestLimits limits)
@@ -28,6 +61,10 @@ Ingest::Ingest(SpanConsumer& consumer, telemetry::Registry& metrics, IngestLimit
           &metrics_.counter(kAcceptedSpans, kAcceptedHelp,
                             {{"transport", transports[t]}, {"encoding", encodings[e]}});
     }
+  }
+  for (int t = 0; t < 2; ++t) {
+    ack_seconds_[t] = &metrics_.histogram(kAckSeconds, kAckSecondsHelp, kAckBuckets,
+                                          {{"transport", transports[t]}});
   }
   for (const char* reason : {"decode_error", "too_large", "memory_limit", "shutting_down",
                              "unsupported_media_type", "bad_compression"}) {
@@ -44,6 +81,7 @@ void Ingest::count_refused_request(std::string_view reason) {
 
 IngestOutcome Ingest::ingest(std::string&& body, BodyEncoding encoding,
                              std::string_view transport) {
+  const AckTimer ack_timer(*ack_seconds_[transport_index(transport)]);
   IngestOutcome outcome;
   if (body.size() > limits_.max_request_size) {
     count_refused_request("too_large");
@@ -93,7 +131,7 @@ IngestOutcome Ingest::ingest(std::string&& body, BodyEncoding encoding,
 }
 
 telemetry::Counter& Ingest::accepted_counter(std::string_view transport, BodyEncoding encoding) {
-  return *accepted_[transport == "grpc" ? 0 : 1][encoding == BodyEncoding::kJson ? 1 : 0];
+  return *accepted_[transport_index(transport)][encoding == BodyEncoding::kJson ? 1 : 0];
 }
 
 }  // namespace spanrelay::receivers

@@ -37,7 +37,8 @@ class Ingest {
  public:
   Ingest(SpanConsumer& consumer, telemetry::Registry& metrics, IngestLimits limits);
 
-  // `transport` is a fixed label value ("grpc" or "http").
+  // `transport` is a fixed label value ("grpc" or "http"). The time from the
+  // call to the answer is observed in spanrelay_ingest_ack_seconds{transport}.
   IngestOutcome ingest(std::string&& body, BodyEncoding encoding, std::string_view transport);
 
   // Counts a request refused before its body could be decoded (too large on
@@ -53,7 +54,8 @@ class Ingest {
   telemetry::Registry& metrics_;
   IngestLimits limits_;
   // Resolved once: the hot path never searches the registry.
-  telemetry::Counter* accepted_[2][2] = {};  // [grpc|http][protobuf|json]
+  telemetry::Counter* accepted_[2][2] = {};    // [grpc|http][protobuf|json]
+  telemetry::Histogram* ack_seconds_[2] = {};  // [grpc|http]
 };
 
 }  // namespace spanrelay::receivers

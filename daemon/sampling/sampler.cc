@@ -7,10 +7,8 @@ namespace spanrelay::sampling {
 
 Sampler::Sampler(config::SamplingConfig config, PolicySet policies, batching::Batcher& batcher,
                  telemetry::Registry& metrics)
-    : config_(std::move(config)),
-      policies_(std::move(policies)),
-      batcher_(batcher),
-      metrics_(metrics, policies_.policy_names()) {
+    : config_(std::move(config)), batcher_(batcher), registry_(metrics), metrics_(metrics) {
+  policies_.store(ActivePolicies::make(std::move(policies), registry_));
   const std::size_t shards =
       config_.shards > 0 ? config_.shards : std::max(1u, std::thread::hardware_concurrency());
   // The bounds are per host; each shard owns an equal share.
@@ -23,6 +21,10 @@ Sampler::Sampler(config::SamplingConfig config, PolicySet policies, batching::Ba
 }
 
 Sampler::~Sampler() { shutdown(); }
+
+void Sampler::replace_policies(PolicySet policies) {
+  policies_.store(ActivePolicies::make(std::move(policies), registry_));
+}
 
 void Sampler::start() {
   for (auto& shard : shards_) shard->start();

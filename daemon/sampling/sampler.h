@@ -31,12 +31,16 @@ class Sampler final : public receivers::SpanConsumer {
 
   receivers::Admission consume(otlp::ScannedRequest&& request) override;
 
+  // Reload: the next decisions use these policies (buffered traces included).
+  void replace_policies(PolicySet policies);
+
  private:
   std::size_t shard_of(const otlp::TraceId& trace_id) const;
 
   config::SamplingConfig config_;
-  PolicySet policies_;
   batching::Batcher& batcher_;
+  telemetry::Registry& registry_;
+  PolicyHandle policies_;
   SamplingMetrics metrics_;
   std::vector<std::unique_ptr<SamplingShard>> shards_;
   std::atomic<bool> stopped_{false};

@@ -15,8 +15,7 @@ constexpr const char* kEarlyHelp =
     "decide_early).";
 }  // namespace
 
-SamplingMetrics::SamplingMetrics(telemetry::Registry& registry,
-                                 const std::vector<std::string>& policy_names)
+SamplingMetrics::SamplingMetrics(telemetry::Registry& registry)
     : sampled_out_spans(registry.counter("spanrelay_sampling_sampled_out_spans_total",
                                          "Spans not exported because their trace was sampled out "
                                          "(intended, not a loss).")),
@@ -32,17 +31,6 @@ SamplingMetrics::SamplingMetrics(telemetry::Registry& registry,
                                     "Span bytes buffered in tail sampling.")),
       pending_spans(registry.gauge("spanrelay_queue_spans",
                                    "Spans accepted and not yet delivered or dropped (open batch, "
-                                   "queue, in flight, retrying).")) {
-  for (const auto& name : policy_names) {
-    kept_by_policy.push_back(
-        &registry.counter(kTraces, kTracesHelp, {{"decision", "kept"}, {"policy", name}}));
-    dropped_by_policy.push_back(
-        &registry.counter(kTraces, kTracesHelp, {{"decision", "dropped"}, {"policy", name}}));
-  }
-  kept_by_policy.push_back(
-      &registry.counter(kTraces, kTracesHelp, {{"decision", "kept"}, {"policy", "none"}}));
-  dropped_by_policy.push_back(
-      &registry.counter(kTraces, kTracesHelp, {{"decision", "dropped"}, {"policy", "none"}}));
-}
+                                   "queue, in flight, retrying).")) {}
 
 }  // namespace spanrelay::sampling

@@ -9,12 +9,10 @@
 namespace spanrelay::sampling {
 
 struct SamplingMetrics {
-  SamplingMetrics(telemetry::Registry& registry, const std::vector<std::string>& policy_names);
+  // The per-policy trace counters live with the policies (ActivePolicies),
+  // since a reload may rename them.
+  explicit SamplingMetrics(telemetry::Registry& registry);
 
-  // spanrelay_sampling_traces_total{decision,policy}; index = policy index,
-  // and the last element is policy="none" (sampled out: nothing matched).
-  std::vector<telemetry::Counter*> kept_by_policy;
-  std::vector<telemetry::Counter*> dropped_by_policy;
   telemetry::Counter& sampled_out_spans;
   telemetry::Counter& late_kept;
   telemetry::Counter& late_dropped;

@@ -13,7 +13,7 @@ std::uint64_t wall_clock_unix_nano() {
 }  // namespace
 
 SamplingShard::SamplingShard(const config::SamplingConfig& config, std::uint64_t max_traces,
-                             std::uint64_t max_bytes, const PolicySet& policies,
+                             std::uint64_t max_bytes, const PolicyHandle& policies,
                              batching::Batcher& batcher, SamplingMetrics& metrics)
     : config_(config),
       max_traces_(max_traces),
@@ -72,6 +72,7 @@ void SamplingShard::run() {
       stopping = stopping_;
     }
     const auto now = Clock::now();
+    current_ = policies_.load();
     for (const auto& item : work) process(item, now);
     work.clear();
     decide_due(now);
@@ -127,7 +128,7 @@ void SamplingShard::accept_span(const std::shared_ptr<const otlp::ScannedRequest
   entry.bytes += reserved;
   buffered_bytes_ += reserved;
   metrics_.buffered_bytes.add(static_cast<std::int64_t>(reserved));
-  if (policies_.decides_early(*request, span)) {
+  if (current_->set.decides_early(*request, span)) {
     metrics_.early_decide_early.add();
     decide(it, now);
   }
@@ -135,17 +136,18 @@ void SamplingShard::accept_span(const std::shared_ptr<const otlp::ScannedRequest
 
 void SamplingShard::decide(TraceTable::iterator it, Clock::time_point now) {
   auto& entry = it->second;
-  const auto decision = policies_.decide(it->first, entry.spans, now);
+  const auto& active = *current_;
+  const auto decision = active.set.decide(it->first, entry.spans, now);
   const std::size_t label =
-      decision.policy == Decision::kNoPolicy ? metrics_.kept_by_policy.size() - 1 : decision.policy;
+      decision.policy == Decision::kNoPolicy ? active.kept.size() - 1 : decision.policy;
   if (decision.keep) {
-    metrics_.kept_by_policy[label]->add();
+    active.kept[label]->add();
     kept_scratch_.clear();
     for (const auto& buffered : entry.spans)
       kept_scratch_.push_back({buffered.request, buffered.span});
     batcher_.add_admitted(kept_scratch_);
   } else {
-    metrics_.dropped_by_policy[label]->add();
+    active.dropped[label]->add();
     metrics_.sampled_out_spans.add(entry.spans.size());
     release(entry.spans.size(), entry.bytes);
   }

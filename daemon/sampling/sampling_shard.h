@@ -17,8 +17,8 @@
 #include "daemon/batching/batcher.h"
 #include "daemon/config/config.h"
 #include "daemon/otlp/span_view.h"
+#include "daemon/sampling/active_policies.h"
 #include "daemon/sampling/decision_cache.h"
-#include "daemon/sampling/policy_set.h"
 #include "daemon/sampling/sampling_metrics.h"
 #include "daemon/sampling/trace_id_hash.h"
 
@@ -34,7 +34,7 @@ class SamplingShard {
   using Clock = std::chrono::steady_clock;
 
   SamplingShard(const config::SamplingConfig& config, std::uint64_t max_traces,
-                std::uint64_t max_bytes, const PolicySet& policies, batching::Batcher& batcher,
+                std::uint64_t max_bytes, const PolicyHandle& policies, batching::Batcher& batcher,
                 SamplingMetrics& metrics);
   ~SamplingShard();
 
@@ -66,7 +66,8 @@ class SamplingShard {
   const config::SamplingConfig& config_;
   const std::uint64_t max_traces_;
   const std::uint64_t max_bytes_;
-  const PolicySet& policies_;
+  const PolicyHandle& policies_;
+  std::shared_ptr<const ActivePolicies> current_;  // taken once per wake
   batching::Batcher& batcher_;
   SamplingMetrics& metrics_;
 

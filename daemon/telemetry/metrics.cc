@@ -104,6 +104,18 @@ void Registry::callback_gauge(const std::string& name, const std::string& help,
   fam.series.push_back(Series{labels, nullptr, nullptr, nullptr, std::move(fn)});
 }
 
+void Registry::callback_counter(const std::string& name, const std::string& help,
+                                std::function<double()> fn, const Labels& labels) {
+  std::lock_guard lock(mutex_);
+  auto& fam = family(name, help, Kind::kCounter);
+  if (auto* s = find(name, labels)) {
+    if (s->counter) throw std::logic_error("metric " + name + " is already a plain counter");
+    s->callback = std::move(fn);
+    return;
+  }
+  fam.series.push_back(Series{labels, nullptr, nullptr, nullptr, std::move(fn)});
+}
+
 namespace {
 
 std::string escape_label_value(const std::string& v) {

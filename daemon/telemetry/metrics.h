@@ -81,6 +81,11 @@ class Registry {
   // A gauge computed at scrape time (process RSS, queue sizes owned elsewhere).
   void callback_gauge(const std::string& name, const std::string& help, std::function<double()> fn,
                       const Labels& labels = {});
+  // A counter whose total is kept elsewhere and read at scrape time (CPU
+  // seconds from /proc). `fn` must never decrease. A name is either this or
+  // counter(), never both.
+  void callback_counter(const std::string& name, const std::string& help,
+                        std::function<double()> fn, const Labels& labels = {});
 
   // Prometheus text exposition format.
   std::string render() const;
