@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "daemon/common/compression.h"
+#include "daemon/otlp/json_text.h"
 #include "spanrelay/rpc/status.pb.h"
 
 namespace spanrelay::receivers {
@@ -100,38 +101,8 @@ std::string valid_utf8(std::string_view text) {
   return out;
 }
 
-void append_json_string(std::string& out, std::string_view utf8) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (const char c : utf8) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xF];
-          out += kHex[c & 0xF];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
+// One JSON string writer for the whole daemon (the OTLP/JSON transcoder's).
+using otlp::json_text::append_json_string;
 
 // An error answer carrying a google.rpc.Status in the request's encoding; a
 // positive `retry_after` adds a RetryInfo detail and the Retry-After header.
