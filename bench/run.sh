@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # spanrelay benchmark runner: every scenario of bench/README.md in one command.
 #
-#   bench/run.sh [--quick] [--build-dir DIR] [--duration S] [--only 1,7,1r] [--keep]
+#   bench/run.sh [--quick] [--build-dir DIR] [--duration S] [--only 1r,7r] [--keep]
 #
 #   --quick          3 s of load per scenario instead of 10 s
 #   --build-dir DIR  where spanrelayd, tests/spanrelay-testsink and
 #                    bench/spanrelay-loadgen are (default: <repo>/build)
 #   --duration S     seconds of load per scenario (overrides --quick)
-#   --only LIST      run only these scenario ids (comma separated, e.g. 1,1r,7r)
+#   --only LIST      run only these scenario ids (comma separated, e.g. 1r,7r,7a)
 #   --keep           keep the temp dir (configs, logs, scrapes) and print its path
 #
 # For each scenario it starts a fresh test sink (--count-only) and a fresh
@@ -20,8 +20,10 @@
 # unless a process could not start (then 1, and the temp dir is kept).
 set -euo pipefail
 
-readonly SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-readonly REPO_DIR="$(dirname "$SCRIPT_DIR")"
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly SCRIPT_DIR
+REPO_DIR="$(dirname "$SCRIPT_DIR")"
+readonly REPO_DIR
 readonly CONFIG_DIR="$SCRIPT_DIR/configs"
 
 # Load shape. Throughput rows run closed loop ("max") with CONCURRENCY
@@ -29,11 +31,16 @@ readonly CONFIG_DIR="$SCRIPT_DIR/configs"
 readonly CONCURRENCY=4
 readonly SPANS_PER_REQUEST=100
 readonly FIXED_RATE=200  # requests/s over all workers = 20000 spans/s
+# Distinct prebuilt requests (2000 x 100 spans, ~100 MB in loadgen). Trace ids
+# repeat when the pool wraps; at the fixed rate that is every 10 s, longer than
+# decision_wait, so tail sampling sees each trace once per decision.
+readonly LOADGEN_POOL=2000
 readonly START_TIMEOUT_S=15
 readonly BATCH_TIMEOUT_S=2     # batch.timeout in the configs (the default)
 readonly DECISION_WAIT_S=5     # sampling.decision_wait in sampling.yaml
 readonly SHUTDOWN_TIMEOUT_S=5  # service.shutdown_timeout in the configs
 readonly SCRAPE_INTERVAL_S=0.5
+readonly BINARY_WAIT_S=300
 
 BUILD_DIR="$REPO_DIR/build"
 DURATION_S=10
@@ -51,16 +58,24 @@ readonly SCENARIOS=(
   "7|tail sampling → gRPC gzip|sampling|grpc||max|"
   "1r|gRPC TCP → gRPC gzip|grpc-gzip|grpc||$FIXED_RATE|"
   "7r|tail sampling → gRPC gzip|sampling|grpc||$FIXED_RATE|"
+  "7a|tail sampling, keep all → gRPC gzip|sampling-always|grpc||$FIXED_RATE|"
   "8|slow upstream (1 s) → gRPC gzip|grpc-gzip|grpc||$FIXED_RATE|--delay-ms 1000"
 )
 
 WORK_DIR=""
+STOPPED_RC=0
 CHILD_PIDS=()
 START_FAILURES=0
 TABLE_ROWS=()
 SAMPLING_ROWS=()
 NOTES=()
 declare -A WINDOW_CPU_PER_MSPANS=() DRAINED_CPU_NS_PER_SPAN=()
+
+# A note under the table that also keeps the temp dir, so its logs can be read.
+trouble() {
+  NOTES+=("$1")
+  KEEP=1
+}
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -99,7 +114,8 @@ forget_child() {
   CHILD_PIDS=("${kept[@]}")
 }
 
-# SIGTERM, wait up to $2 s, then SIGKILL. Prints the exit status.
+# SIGTERM, wait up to $2 s, then SIGKILL. Sets STOPPED_RC to the exit status
+# (not printed: `wait` only works in the shell that started the child).
 stop_child() {
   local pid=$1 grace_s=$2 deadline rc=0
   kill -TERM "$pid" 2>/dev/null || true
@@ -111,7 +127,7 @@ stop_child() {
   fi
   wait "$pid" 2>/dev/null || rc=$?
   forget_child "$pid"
-  echo "$rc"
+  STOPPED_RC=$rc
 }
 
 cleanup() {
@@ -119,7 +135,7 @@ cleanup() {
   for pid in "${CHILD_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   sleep 0.5
   for pid in "${CHILD_PIDS[@]}"; do
-    is_running "$pid" && kill -KILL "$pid" 2>/dev/null || true
+    if is_running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
     wait "$pid" 2>/dev/null || true
   done
   CHILD_PIDS=()
@@ -130,6 +146,24 @@ cleanup() {
       rm -rf "$WORK_DIR"
     fi
   fi
+}
+
+# The build dir may be rebuilt while we run (a linker writing a binary makes
+# it unexecutable for a moment): wait, bounded, until every binary exists and
+# has not changed for a few seconds.
+wait_for_binaries() {
+  local deadline=$((SECONDS + BINARY_WAIT_S)) bin age ok
+  while true; do
+    ok=1
+    for bin in "$DAEMON_BIN" "$SINK_BIN" "$LOADGEN_BIN"; do
+      age=$(($(date +%s) - $(stat -L -c %Y "$bin" 2>/dev/null || echo 0)))
+      if [[ ! -x "$bin" ]] || ((age < 5)); then ok=0; fi
+    done
+    ((ok)) && return 0
+    ((SECONDS < deadline)) || return 1
+    log "waiting for the binaries in $BUILD_DIR (being rebuilt?)"
+    sleep 5
+  done
 }
 
 # Waits until PID has written READY_FILE; false if it died or timed out.
@@ -193,7 +227,7 @@ wait_drained() {
 sink_bytes_received() {
   command -v ss >/dev/null || { echo nan; return; }
   ss -tinH state established "( sport = :$1 )" 2>/dev/null |
-    grep -o 'bytes_received:[0-9]*' | awk -F: '{s += $2; n++} END {if (n) print s; else print "nan"}'
+    { grep -o 'bytes_received:[0-9]*' || true; } | awk -F: '{s += $2; n++} END {if (n) print s; else print "nan"}'
 }
 
 # --- arithmetic helpers (awk; "nan" in, "-" out) --------------------------------
@@ -243,19 +277,20 @@ run_scenario() {
   local dir="$WORK_DIR/scenario-$id"
   mkdir -p "$dir"
   log "scenario $id: $label (rate $rate, ${DURATION_S}s)"
+  wait_for_binaries || log "binaries still missing or changing after ${BINARY_WAIT_S}s; trying anyway"
 
   if ! start_sink "$dir" "$sink_flags"; then
     log "scenario $id: the test sink did not start (see $dir/sink.log)"
     START_FAILURES=$((START_FAILURES + 1))
-    stop_child "$SINK_PID" 2 >/dev/null
+    stop_child "$SINK_PID" 2
     TABLE_ROWS+=("| $id | $label | could not start the sink | | | | | | | | | |")
     return
   fi
   if ! start_daemon "$dir" "$template"; then
     log "scenario $id: spanrelayd did not start (see $dir/daemon.log)"
     START_FAILURES=$((START_FAILURES + 1))
-    stop_child "$DAEMON_PID" 2 >/dev/null
-    stop_child "$SINK_PID" 2 >/dev/null
+    stop_child "$DAEMON_PID" 2
+    stop_child "$SINK_PID" 2
     TABLE_ROWS+=("| $id | $label | could not start spanrelayd | | | | | | | | | |")
     return
   fi
@@ -269,26 +304,39 @@ run_scenario() {
     rate_flags=(--rate "$rate")
     offered="$rate req/s"
   fi
-  if [[ "$template" == sampling ]]; then
+  if [[ "$template" == sampling* ]]; then
     scrape_loop "$metrics_addr" "$dir/scrapes.txt" &
     scraper_pid=$!
     CHILD_PIDS+=("$scraper_pid")
   fi
 
   # Bounded twice: loadgen stops by itself after --duration (+5 s for
-  # requests in flight); `timeout` is the safety net.
-  cpu_before=$(process_cpu_s "$DAEMON_PID")
-  local loadgen_rc=0
-  # shellcheck disable=SC2086  # loadgen_flags is a word list
-  timeout --kill-after=5 "$((${DURATION_S%.*} + 60))" "$LOADGEN_BIN" --target "$target" \
-    --duration "$DURATION_S" --concurrency "$CONCURRENCY" \
-    --spans-per-request "$SPANS_PER_REQUEST" "${rate_flags[@]}" $loadgen_flags \
-    --daemon-pid "$DAEMON_PID" >"$dir/loadgen.log" 2>&1 || loadgen_rc=$?
-  ((loadgen_rc == 0)) || NOTES+=("scenario $id: loadgen exited with status $loadgen_rc (see its log)")
+  # requests in flight); `timeout` is the safety net. Status 126/127 means
+  # it could not be executed (being rebuilt): wait for it and try once more.
+  local loadgen_rc attempt
+  for attempt in 1 2; do
+    cpu_before=$(process_cpu_s "$DAEMON_PID")
+    loadgen_rc=0
+    # In the background so that a signal to run.sh interrupts `wait` at once
+    # and the cleanup trap stops loadgen too.
+    # shellcheck disable=SC2086  # loadgen_flags is a word list
+    timeout --kill-after=5 "$((${DURATION_S%.*} + 60))" "$LOADGEN_BIN" --target "$target" \
+      --duration "$DURATION_S" --concurrency "$CONCURRENCY" \
+      --spans-per-request "$SPANS_PER_REQUEST" --pool "$LOADGEN_POOL" "${rate_flags[@]}" \
+      $loadgen_flags --daemon-pid "$DAEMON_PID" >"$dir/loadgen.log" 2>&1 &
+    local loadgen_pid=$!
+    CHILD_PIDS+=("$loadgen_pid")
+    wait "$loadgen_pid" || loadgen_rc=$?
+    forget_child "$loadgen_pid"
+    if ((attempt == 2 || (loadgen_rc != 126 && loadgen_rc != 127))); then break; fi
+    log "scenario $id: could not execute loadgen (status $loadgen_rc), retrying"
+    wait_for_binaries || true
+  done
+  ((loadgen_rc == 0)) || trouble "scenario $id: loadgen exited with status $loadgen_rc ($dir/loadgen.log)"
 
   # Let the daemon deliver what it accepted (sampling: decide first), bounded.
   local drain_limit=$((BATCH_TIMEOUT_S + 5))
-  [[ "$template" == sampling ]] && drain_limit=$((drain_limit + DECISION_WAIT_S))
+  [[ "$template" == sampling* ]] && drain_limit=$((drain_limit + DECISION_WAIT_S))
   wait_drained "$metrics_addr" "$drain_limit" ||
     NOTES+=("scenario $id: spans still queued ${drain_limit}s after the load (not drained)")
 
@@ -297,16 +345,19 @@ run_scenario() {
     'BEGIN {if (a == "nan" || b == "nan") print "nan"; else printf "%.3f", a - b}')
   rss_kib=$(peak_rss_kib "$DAEMON_PID")
   metrics=$(scrape "$metrics_addr")
+  printf '%s\n' "$metrics" >"$dir/metrics.txt"
   sink_port=$(jq -r "$([[ "$template" == http-zstd ]] && echo .http || echo .grpc)" "$dir/sink.ready")
   upstream_bytes=$(sink_bytes_received "${sink_port##*:}")
   sink_stats=$(curl -s --max-time 2 "http://$(jq -r .http "$dir/sink.ready")/stats" || true)
 
-  if [[ -n "$scraper_pid" ]]; then stop_child "$scraper_pid" 2 >/dev/null; fi
+  if [[ -n "$scraper_pid" ]]; then stop_child "$scraper_pid" 2; fi
   local daemon_rc sink_rc
-  daemon_rc=$(stop_child "$DAEMON_PID" "$((SHUTDOWN_TIMEOUT_S + 10))")
-  sink_rc=$(stop_child "$SINK_PID" 5)
-  ((daemon_rc == 0)) || NOTES+=("scenario $id: spanrelayd exited with status $daemon_rc")
-  ((sink_rc == 0)) || NOTES+=("scenario $id: the sink exited with status $sink_rc")
+  stop_child "$DAEMON_PID" "$((SHUTDOWN_TIMEOUT_S + 10))"
+  daemon_rc=$STOPPED_RC
+  stop_child "$SINK_PID" 5
+  sink_rc=$STOPPED_RC
+  ((daemon_rc == 0)) || trouble "scenario $id: spanrelayd exited with status $daemon_rc ($dir/daemon.log)"
+  ((sink_rc == 0)) || trouble "scenario $id: the sink exited with status $sink_rc ($dir/sink.log)"
 
   record_row "$id" "$label" "$offered" "$template" "$dir" "$cpu_drained" "$rss_kib" \
     "$metrics" "$sink_stats" "$upstream_bytes"
@@ -317,8 +368,9 @@ record_row() {
   local sink_stats=$9 upstream_bytes=${10}
   local result sink_spans accepted refused_metric
   result=$(grep '^RESULT ' "$dir/loadgen.log" | tail -n 1 || true)
-  [[ -n "$result" ]] || NOTES+=("scenario $id: loadgen printed no RESULT line")
-  sink_spans=$(jq -r '.spans // "nan"' <<<"${sink_stats:-{\}}" 2>/dev/null || echo nan)
+  [[ -n "$result" ]] || trouble "scenario $id: loadgen printed no RESULT line ($dir/loadgen.log)"
+  sink_spans=$(jq -r '.spans // "nan"' <<<"$sink_stats" 2>/dev/null || true)
+  [[ -n "$sink_spans" ]] || sink_spans=nan
   accepted=$(metric_sum spanrelay_receiver_accepted_spans_total <<<"$metrics")
   refused_metric=$(metric_sum spanrelay_receiver_refused_requests_total <<<"$metrics")
 
@@ -338,7 +390,7 @@ record_row() {
   WINDOW_CPU_PER_MSPANS[$id]=${cpu:-nan}
   DRAINED_CPU_NS_PER_SPAN[$id]=$(ratio "$(awk -v c="$cpu_drained" 'BEGIN {print (c == "nan") ? "nan" : c * 1e9}')" "$accepted")
   if [[ -n "$errors" && -n "$refused" && "$errors" != "$refused" ]]; then
-    NOTES+=("scenario $id: $((errors - refused)) requests failed (not refused): see loadgen log")
+    trouble "scenario $id: $((errors - refused)) requests failed, not refused ($dir/loadgen.log)"
   fi
   if [[ "$refused_metric" != nan && "$refused_metric" != 0 ]]; then
     NOTES+=("scenario $id: the daemon refused $refused_metric requests ($(refusal_reasons "$metrics"))")
@@ -346,18 +398,21 @@ record_row() {
 
   TABLE_ROWS+=("| $id | $label | $offered | $(fmt "$spans_s" %.0f) | $(fmt "$cpu" %.2f) | $(fmt "$p50" %.0f) | $(fmt "$p99" %.0f) | $(fmt "$p999" %.0f) | $(fmt "$rss_mib" %.0f) | $(fmt "$bytes_per_span" %.1f) | $(fmt "$delivered" %.1f) | $(fmt "${refused:-nan}" %d) / $(fmt "${errors:-nan}" %d) |")
 
-  if [[ "$template" == sampling ]]; then
+  if [[ "$template" == sampling* ]]; then
     local sampled_out early peak_buffered
     sampled_out=$(metric_sum spanrelay_sampling_sampled_out_spans_total <<<"$metrics")
     early=$(metric_sum spanrelay_sampling_early_decisions_total <<<"$metrics")
-    peak_buffered=$(awk '$1 != "nan" && $1 > max {max = $1} END {print max + 0}' "$dir/scrapes.txt" 2>/dev/null || echo nan)
+    peak_buffered=nan
+    if [[ -s "$dir/scrapes.txt" ]]; then
+      peak_buffered=$(awk '$1 != "nan" && $1 + 0 > max {max = $1 + 0} END {printf "%.0f", max}' "$dir/scrapes.txt")
+    fi
     SAMPLING_ROWS+=("| $id | $(fmt "$accepted" %d) | $(fmt "$sampled_out" %d) | $(fmt "$sink_spans" %d) | $(fmt "$early" %d) | $(fmt "$(ratio "$peak_buffered" 1048576)" %.1f) | $(fmt "$rss_mib" %.0f) |")
   fi
 }
 
 refusal_reasons() {
   grep '^spanrelay_receiver_refused_requests_total{' <<<"$1" | awk '$NF > 0' |
-    sed -e 's/^[^{]*{//' -e 's/}//' | paste -sd ' ' - || true
+    sed -e 's/^[^{]*{reason="\([^"]*\)".* \([0-9.e+]*\)$/\1: \2/' | paste -sd ',' - || true
 }
 
 # --- report ---------------------------------------------------------------------
@@ -367,6 +422,7 @@ print_report() {
   build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)
   cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'). Machine: $(nproc) cores${cpu_model:+ ($cpu_model)}, Linux $(uname -r)."
+  echo
   echo "Build: ${build_type:-unknown build type} ($BUILD_DIR). Load: ${DURATION_S} s per scenario, $SPANS_PER_REQUEST spans/request, 5 spans/trace, 1% error traces."
   echo
   echo "| id | scenario | offered | spans/s | CPU s / M spans | ack p50 µs | ack p99 µs | ack p99.9 µs | peak RSS MiB | upstream B/span | delivered % | refused / errors |"
@@ -380,19 +436,39 @@ print_report() {
     echo "|---|---|---|---|---|---|---|"
     printf '%s\n' "${SAMPLING_ROWS[@]}"
   fi
-  if [[ -n "${WINDOW_CPU_PER_MSPANS[1r]:-}" && -n "${WINDOW_CPU_PER_MSPANS[7r]:-}" ]]; then
-    local window drained
-    window=$(awk -v a="${WINDOW_CPU_PER_MSPANS[7r]}" -v b="${WINDOW_CPU_PER_MSPANS[1r]}" \
-      'BEGIN {if (a == "nan" || b == "nan") print "-"; else printf "%.0f", (a - b) * 1000}')
-    drained=$(awk -v a="${DRAINED_CPU_NS_PER_SPAN[7r]}" -v b="${DRAINED_CPU_NS_PER_SPAN[1r]}" \
-      'BEGIN {if (a == "nan" || b == "nan") print "-"; else printf "%.0f", a - b}')
-    echo
-    echo "Per-span sampling cost at $FIXED_RATE req/s (7r − 1r): $window ns/span of daemon CPU during the load window;"
-    echo "$drained ns/span counting until drained (decisions and exports included, per accepted span)."
-  fi
+  print_sampling_cost
   if ((${#NOTES[@]})); then
     echo
     printf -- '- %s\n' "${NOTES[@]}"
+  fi
+}
+
+# Difference of daemon CPU per span between two fixed-rate rows, in ns:
+# "window" from loadgen's CPU s per million spans (load window only), "drained"
+# from the daemon's CPU from the start of the load until it held no span.
+cpu_difference_ns() {
+  local kind=$1 a=$2 b=$3
+  if [[ "$kind" == window ]]; then
+    awk -v a="${WINDOW_CPU_PER_MSPANS[$a]:-nan}" -v b="${WINDOW_CPU_PER_MSPANS[$b]:-nan}" \
+      'BEGIN {if (a == "nan" || b == "nan") print "-"; else printf "%+.0f ns", (a - b) * 1000}'
+  else
+    awk -v a="${DRAINED_CPU_NS_PER_SPAN[$a]:-nan}" -v b="${DRAINED_CPU_NS_PER_SPAN[$b]:-nan}" \
+      'BEGIN {if (a == "nan" || b == "nan") print "-"; else printf "%+.0f ns", a - b}'
+  fi
+}
+
+print_sampling_cost() {
+  [[ -n "${WINDOW_CPU_PER_MSPANS[1r]:-}" ]] || return 0
+  echo
+  echo "Per-span sampling cost at $FIXED_RATE req/s, daemon CPU per accepted span vs 1r:"
+  echo
+  echo "| rows | during the load window | until drained |"
+  echo "|---|---|---|"
+  if [[ -n "${WINDOW_CPU_PER_MSPANS[7r]:-}" ]]; then
+    echo "| 7r − 1r (errors + 1%: sampling minus the exports it saves) | $(cpu_difference_ns window 7r 1r) | $(cpu_difference_ns drained 7r 1r) |"
+  fi
+  if [[ -n "${WINDOW_CPU_PER_MSPANS[7a]:-}" ]]; then
+    echo "| 7a − 1r (keep all: buffering and deciding alone) | $(cpu_difference_ns window 7a 1r) | $(cpu_difference_ns drained 7a 1r) |"
   fi
 }
 
