@@ -181,7 +181,13 @@ Result<HttpEndpoint> parse_http_endpoint(std::string_view url) {
   }
   endpoint.port = std::string(port);
   // OTLP/HTTP: the signal path is appended only to a base URL without one.
-  endpoint.target = (path.empty() || path == "/") ? "/v1/traces" : std::string(path);
+  // The endpoint is a base URL, as OTEL_EXPORTER_OTLP_ENDPOINT is: the signal
+  // path is appended to whatever prefix it has (a gateway behind /otlp keeps
+  // it). A URL that already names /v1/traces is taken as it is.
+  std::string base(path);
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  constexpr std::string_view kTracesPath = "/v1/traces";
+  endpoint.target = base.ends_with(kTracesPath) ? base : base + std::string(kTracesPath);
   return endpoint;
 }
 

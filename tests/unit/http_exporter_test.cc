@@ -188,7 +188,7 @@ std::string rpc_status_body(const std::string& message) {
 
 }  // namespace
 
-TEST_CASE("http_exporter: endpoint parsing appends /v1/traces only to a bare base URL") {
+TEST_CASE("http_exporter: endpoint parsing appends /v1/traces to the base URL") {
   auto base = parse_http_endpoint("http://collector:4318");
   REQUIRE(base.ok());
   CHECK(base.value().host == "collector");
@@ -202,7 +202,10 @@ TEST_CASE("http_exporter: endpoint parsing appends /v1/traces only to a bare bas
 
   auto custom = parse_http_endpoint("http://collector:4318/otlp/custom");
   REQUIRE(custom.ok());
-  CHECK(custom.value().target == "/otlp/custom");
+  CHECK(custom.value().target == "/otlp/custom/v1/traces");
+  auto full = parse_http_endpoint("http://collector:4318/otlp/v1/traces/");
+  REQUIRE(full.ok());
+  CHECK(full.value().target == "/otlp/v1/traces");
 
   auto default_port = parse_http_endpoint("http://collector");
   REQUIRE(default_port.ok());
@@ -225,7 +228,7 @@ TEST_CASE("http_exporter: endpoint parsing appends /v1/traces only to a bare bas
 TEST_CASE("http_exporter: requests go to the right path on a live server") {
   FakeHttpUpstream upstream;
   for (const auto& [suffix, expected] : std::vector<std::pair<std::string, std::string>>{
-           {"", "/v1/traces"}, {"/", "/v1/traces"}, {"/custom/ingest", "/custom/ingest"}}) {
+           {"", "/v1/traces"}, {"/", "/v1/traces"}, {"/custom/ingest", "/custom/ingest/v1/traces"}}) {
     CAPTURE(suffix);
     auto exporter = make(http_config(upstream.url(suffix)));
     CHECK(exporter->export_request(sample_request(), 30).disposition ==
