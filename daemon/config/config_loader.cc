@@ -13,6 +13,9 @@
 #include <utility>
 
 #include "daemon/config/endpoint.h"
+#include "daemon/config/expansion.h"
+#include "daemon/config/header_rules.h"
+#include "daemon/config/otel_environment.h"
 #include "daemon/config/sampling_section.h"
 #include "daemon/config/yaml_reader.h"
 
@@ -59,28 +62,6 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kLogLevel
 // Unquoted, [::1]:4317 is a YAML list followed by junk: say so when a list shows up.
 constexpr std::string_view kHostPortExpected = "host:port (quote IPv6 ones: \"[::1]:4317\")";
 
-// RFC 9110 section 5.6.2 "tchar": the characters allowed in a header name.
-bool is_valid_header_name(std::string_view name) {
-  constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
-  return !name.empty() && std::all_of(name.begin(), name.end(), [&](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           kSymbols.find(c) != std::string_view::npos;
-  });
-}
-
-// gRPC metadata values (non "-bin") must be printable ASCII; HTTP/1.1 allows a
-// little more, but one rule for both exporters keeps a config portable.
-bool is_valid_header_value(std::string_view value) {
-  return std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c <= 0x7E; });
-}
-
-std::string lower_case(std::string_view text) {
-  std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; });
-  return lower;
-}
-
 std::string exporter_type_names() {
   std::vector<std::string_view> names;
   for (const auto& [name, type] : kExporterTypes) names.push_back(name);
@@ -93,13 +74,18 @@ std::string exporter_type_names() {
 // reader_.failed() first.
 class Loader {
  public:
-  explicit Loader(const std::string& source) : source_(source), reader_(source) {}
+  Loader(const std::string& source, const EnvironmentLookup& environment)
+      : source_(source), environment_(environment), reader_(source) {}
 
   Result<Config> load(std::string_view yaml) {
     Config config;
     config.source = source_;
     try {
-      if (const auto root = reader_.parse(yaml)) read_root(*root, &config);
+      if (const auto root = reader_.parse(yaml)) {
+        // References are resolved first: every rule below sees the values.
+        expand_scalar_values(*root, environment_, reader_);
+        read_root(*root, &config);
+      }
     } catch (const YAML::Exception& e) {
       // The walk only uses non-throwing accessors; this is a last line of defence.
       reader_.fail_at(e.mark, "cannot read the YAML: " + e.msg);
@@ -116,9 +102,12 @@ class Loader {
     read_receivers(top.get("receivers"), &config->receivers);
     read_sampling_section(reader_, top.get("sampling"), &config->sampling);
     read_batch(top.get("batch"), &config->batch);
-    read_exporter(top.get("exporter"), &config->exporter);
+    const Field* exporter = top.get("exporter");
+    if (exporter != nullptr) read_exporter(exporter, &config->exporter);
     read_telemetry(top.get("telemetry"), &config->telemetry);
     read_service(top.get("service"), &config->service);
+    // After the file's own sections, so that an error in the file is the one reported.
+    if (exporter == nullptr) read_exporter_from_environment(config);
     check_queue_fits_a_batch(*config);
   }
 
@@ -186,8 +175,20 @@ class Loader {
     if (const Field* max_bytes = batch.get("max_bytes")) batch_max_bytes_ = *max_bytes;
   }
 
+  // No exporter section: the OTEL_EXPORTER_OTLP_* variables, if any, else
+  // the default file exporter. Errors have no line: they are not in the file.
+  void read_exporter_from_environment(Config* config) {
+    if (reader_.failed()) return;
+    auto from_environment = exporter_from_environment(environment_);
+    if (!from_environment.ok()) {
+      return reader_.fail_at(YAML::Mark::null_mark(), from_environment.error().message);
+    }
+    if (!from_environment.value()) return;
+    config->exporter = std::move(from_environment.value()->exporter);
+    config->source += " (exporter from " + from_environment.value()->endpoint_variable + ")";
+  }
+
   void read_exporter(const Field* field, ExporterConfig* out) {
-    if (field == nullptr) return;  // absent: the default file exporter
     const Section exporter =
         reader_.open_map(field, {"type", "endpoint", "compression", "timeout", "headers", "path",
                                  "max_in_flight", "retry", "queue"});
@@ -279,8 +280,8 @@ class Loader {
       if (reader_.failed()) return;
       if (!is_valid_header_name(name)) {
         return reader_.fail_at(header.key_mark, "exporter.headers: " + quoted(name) +
-                                                    " is not a valid header name (letters, "
-                                                    "digits and !#$%&'*+-.^_`|~ only)");
+                                                    " is not a valid header name (" +
+                                                    std::string(kHeaderNameRule) + ")");
       }
       // Values are never echoed in errors: they are often credentials.
       if (header.value.IsNull()) return reader_.fail(header, "the header value is missing");
@@ -289,15 +290,12 @@ class Loader {
                             "expected a header value as text, got " + kind_of(header.value));
       }
       if (!is_valid_header_value(header.value.Scalar())) {
-        return reader_.fail(header,
-                            "header values must be printable ASCII (no line breaks or control "
-                            "characters)");
+        return reader_.fail(header, kHeaderValueRule);
       }
-      // Header names are case-insensitive, and gRPC wants metadata keys in
-      // lower case (gRPC PROTOCOL-HTTP2.md, "Custom-Metadata").
-      if (!out->emplace(lower_case(name), header.value.Scalar()).second) {
+      const std::string lower = lower_case_header_name(name);
+      if (!out->emplace(lower, header.value.Scalar()).second) {
         return reader_.fail_at(header.key_mark, "exporter.headers: duplicate header " +
-                                                    quoted(lower_case(name)) +
+                                                    quoted(lower) +
                                                     " (header names are case-insensitive)");
       }
     }
@@ -355,6 +353,7 @@ class Loader {
   }
 
   std::string source_;
+  const EnvironmentLookup& environment_;
   YamlReader reader_;
   // Kept for the one rule that spans two sections.
   std::optional<Field> batch_max_bytes_;
@@ -383,7 +382,7 @@ Error cannot_read(const std::string& path, int error_number) {
 
 }  // namespace
 
-Result<Config> load_config_file(const std::string& path) {
+Result<Config> load_config_file(const std::string& path, const EnvironmentLookup& environment) {
   const FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (file.get() < 0) return cannot_read(path, errno);
   std::string contents;
@@ -401,11 +400,12 @@ Result<Config> load_config_file(const std::string& path) {
                    format_size(kMaxConfigFileBytes)};
     }
   }
-  return Loader(path).load(contents);
+  return Loader(path, environment).load(contents);
 }
 
-Result<Config> load_config_string(std::string_view yaml, const std::string& source_name) {
-  return Loader(source_name).load(yaml);
+Result<Config> load_config_string(std::string_view yaml, const std::string& source_name,
+                                  const EnvironmentLookup& environment) {
+  return Loader(source_name, environment).load(yaml);
 }
 
 }  // namespace spanrelay::config

@@ -22,27 +22,32 @@ constexpr std::string_view kEscapeHint = "write $${ for a literal ${";
 bool is_valid_variable_name(std::string_view name) {
   if (name.empty() || (name.front() >= '0' && name.front() <= '9')) return false;
   for (const char c : name) {
-    const bool valid = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                       (c >= '0' && c <= '9') || c == '_';
+    const bool valid =
+        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
     if (!valid) return false;
   }
   return true;
 }
 
+// Sets *outside when the text comes from the environment, not from a default.
 Result<std::string> expand_environment_reference(std::string_view body,
-                                                 const EnvironmentLookup& environment) {
+                                                 const EnvironmentLookup& environment,
+                                                 bool* outside) {
   const auto default_at = body.find(":-");
   const std::string_view name = body.substr(0, default_at);
   if (!is_valid_variable_name(name)) {
+    // "${env:NAME:default}" is a likely slip for the shell's ":-".
+    const bool colon = name.find(':') != std::string_view::npos;
     return Error{"invalid environment variable name " + quoted(name) +
-                 " in ${env:...} (letters, digits and _, not starting with a digit; "
-                 "${env:NAME:-default} gives a default)"};
+                 " in ${env:...} (letters, digits and _, not starting with a digit" +
+                 (colon ? "; a default is written ${env:NAME:-default})" : ")")};
   }
   std::optional<std::string> value = environment(name);
   if (default_at != std::string_view::npos && (!value || value->empty())) {
     return std::string(body.substr(default_at + 2));
   }
   if (!value) return Error{"environment variable " + std::string(name) + " is not set"};
+  *outside = true;
   return std::move(*value);
 }
 
@@ -108,16 +113,20 @@ Result<std::string> read_referenced_file(std::string_view path) {
 }
 
 Result<std::string> expand_one_reference(std::string_view body,
-                                         const EnvironmentLookup& environment) {
+                                         const EnvironmentLookup& environment, bool* outside) {
   const auto colon = body.find(':');
   const std::string_view scheme = body.substr(0, colon);
   if (colon == std::string_view::npos) {
-    return Error{"expected ${env:NAME} or ${file:/path}, got " + quoted("${" + std::string(body) + "}") +
-                 " (" + std::string(kEscapeHint) + ")"};
+    return Error{"expected ${env:NAME} or ${file:/path}, got " +
+                 config::quoted("${" + std::string(body) + "}") + " (" + std::string(kEscapeHint) +
+                 ")"};
   }
   const std::string_view argument = body.substr(colon + 1);
-  if (scheme == "env") return expand_environment_reference(argument, environment);
-  if (scheme == "file") return read_referenced_file(argument);
+  if (scheme == "env") return expand_environment_reference(argument, environment, outside);
+  if (scheme == "file") {
+    *outside = true;
+    return read_referenced_file(argument);
+  }
   return Error{"unknown reference scheme " + quoted(scheme) +
                " (expected ${env:NAME} or ${file:/path}; " + std::string(kEscapeHint) + ")"};
 }
@@ -145,10 +154,9 @@ Result<Expansion> expand_references(std::string_view text, const EnvironmentLook
     if (body.find("${") != std::string_view::npos) {
       return Error{"a ${...} reference cannot contain another one"};
     }
-    auto value = expand_one_reference(body, environment);
+    auto value = expand_one_reference(body, environment, &expansion.from_outside);
     if (!value.ok()) return value.error();
     expansion.text += value.value();
-    expansion.substituted = true;
     pos = close + 1;
   }
   return expansion;
@@ -183,15 +191,16 @@ void expand_scalar_values(YAML::Node root, const EnvironmentLookup& environment,
         return reader.fail_at(mark, current.path + ": " + expanded.error().message);
       }
       node = expanded.value().text;  // assigns through to the node in the tree
-      if (expanded.value().substituted) reader.note_expanded(node, written);
+      if (expanded.value().from_outside) reader.note_expanded(node, written);
     } else if (node.IsMap()) {
       std::vector<Pending> children;
       for (const auto& entry : node) {  // by value: yaml-cpp's it->first is a dangling proxy
         const YAML::Node key = entry.first;
         // Non-text keys are the schema walk's to reject; nothing under them is read.
         if (!key.IsScalar()) continue;
-        children.push_back(
-            {entry.second, current.path.empty() ? key.Scalar() : current.path + "." + key.Scalar()});
+        children.push_back({entry.second, current.path.empty()
+                                              ? key.Scalar()
+                                              : current.path + "." + key.Scalar()});
       }
       pending.insert(pending.end(), std::make_move_iterator(children.rbegin()),
                      std::make_move_iterator(children.rend()));

@@ -33,7 +33,9 @@ inline constexpr std::size_t kMaxReferencedFileBytes = 64u << 10;
 
 struct Expansion {
   std::string text;
-  bool substituted = false;  // an ${env:...} or ${file:...} reference was replaced
+  // Text from a variable or a file went in (not only defaults and "$${"):
+  // the result may hold a secret.
+  bool from_outside = false;
 };
 
 // Expands the references in one value. Errors carry the reason only; the

@@ -43,7 +43,10 @@ std::string unquote(std::string_view inner, bool* cut) {
     } else if (escaped == 'r') {
       text += '\r';
     } else if (escaped == 'x' && pos + 2 < inner.size()) {
-      text += static_cast<char>(std::stoi(std::string(inner.substr(pos + 1, 2)), nullptr, 16));
+      const auto hex = [](char c) {
+        return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;  // quoted() writes 0-9a-f
+      };
+      text += static_cast<char>(hex(inner[pos + 1]) * 16 + hex(inner[pos + 2]));
       pos += 2;
     } else {
       text += escaped;  // \" and \\ stand for themselves
@@ -71,10 +74,10 @@ std::string hide_expanded_value(std::string_view detail, const std::string& valu
     bool cut = false;
     std::string inner = unquote(segment.substr(1, segment.size() - 2), &cut);
     if (cut) inner.resize(inner.size() - 3);
-    if (segment == quoted(value)) {
-      out += "<expansion of " + quoted(written) + ">";
-    } else if (value.find(inner) != std::string::npos) {
-      out += "<part of the expansion of " + quoted(written) + ">";
+    if (segment == config::quoted(value)) {
+      out += "<expansion of " + config::quoted(written) + ">";
+    } else if (!inner.empty() && value.find(inner) != std::string::npos) {
+      out += "<part of the expansion of " + config::quoted(written) + ">";
     } else {
       out += segment;
     }
@@ -157,9 +160,9 @@ void YamlReader::fail(const Field& field, std::string_view detail) {
   if (field.value.IsScalar()) {
     const auto expanded = expanded_.find(field.value.Mark().pos);
     if (expanded != expanded_.end()) {
-      return fail_at(mark_of(field), field.path + ": " + hide_expanded_value(
-                                                             detail, field.value.Scalar(),
-                                                             expanded->second));
+      return fail_at(
+          mark_of(field),
+          field.path + ": " + hide_expanded_value(detail, field.value.Scalar(), expanded->second));
     }
   }
   fail_at(mark_of(field), field.path + ": " + std::string(detail));

@@ -125,7 +125,7 @@ class YamlReader {
         return;
       }
     }
-    fail(*field, "expected " + expected + ", got " + quoted(*value));
+    fail(*field, "expected " + expected + ", got " + config::quoted(*value));
   }
 
  private:

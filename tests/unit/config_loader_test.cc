@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -14,6 +16,7 @@ using namespace std::chrono_literals;
 using spanrelay::config::Compression;
 using spanrelay::config::Config;
 using spanrelay::config::describe;
+using spanrelay::config::EnvironmentLookup;
 using spanrelay::config::ExporterType;
 using spanrelay::config::FsyncPolicy;
 using spanrelay::config::load_config_file;
@@ -24,6 +27,21 @@ namespace {
 
 const fs::path kConfigTestData = fs::path(SPANRELAY_TESTDATA_DIR) / "config";
 const std::string kShippedConfig = SPANRELAY_TESTDATA_DIR "/../../config/spanrelay.yaml";
+
+// The tests never read the real environment: an OTEL_EXPORTER_OTLP_ENDPOINT
+// set on a CI machine must not change what a config without an exporter means.
+const EnvironmentLookup kNoEnvironment = [](std::string_view) -> std::optional<std::string> {
+  return std::nullopt;
+};
+
+// What the golden invalid/expand_*.yaml files see. The secret must never show
+// up in an error message (checked for every golden file).
+const std::string kGoldenSecret = "hunter2-secret";
+const EnvironmentLookup kGoldenEnvironment =
+    [](std::string_view name) -> std::optional<std::string> {
+  if (name == "SPANRELAY_TEST_SECRET") return kGoldenSecret;
+  return std::nullopt;
+};
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -62,7 +80,7 @@ std::string uncomment_example(const std::string& yaml, const std::string& indent
 }
 
 Config load_valid(const std::string& name) {
-  const auto result = load_config_file((kConfigTestData / "valid" / name).string());
+  const auto result = load_config_file((kConfigTestData / "valid" / name).string(), kNoEnvironment);
   if (!result.ok()) FAIL(result.error().message);
   return result.value();
 }
@@ -70,7 +88,7 @@ Config load_valid(const std::string& name) {
 }  // namespace
 
 TEST_CASE("config loader: the shipped config/spanrelay.yaml loads and runs without an upstream") {
-  const auto result = load_config_file(kShippedConfig);
+  const auto result = load_config_file(kShippedConfig, kNoEnvironment);
   REQUIRE_MESSAGE(result.ok(), (result.ok() ? "" : result.error().message));
   const Config& config = result.value();
   CHECK(config.source == kShippedConfig);
@@ -93,7 +111,7 @@ TEST_CASE("config loader: the shipped sampling and spool examples load once unco
   std::string uncommented = uncomment_example(shipped, "", "sampling:");
   uncommented = uncomment_example(uncommented, "    ", "spool:");
   REQUIRE(uncommented != shipped);
-  const auto result = load_config_string(uncommented, "uncommented.yaml");
+  const auto result = load_config_string(uncommented, "uncommented.yaml", kNoEnvironment);
   REQUIRE_MESSAGE(result.ok(), (result.ok() ? "" : result.error().message));
   const Config& config = result.value();
   CHECK(config.sampling.enabled);
@@ -110,7 +128,7 @@ TEST_CASE("config loader: every valid/*.yaml loads") {
   REQUIRE(files.size() >= 5);
   for (const auto& file : files) {
     CAPTURE(file.filename().string());
-    const auto result = load_config_file(file.string());
+    const auto result = load_config_file(file.string(), kNoEnvironment);
     CHECK_MESSAGE(result.ok(), (result.ok() ? "" : result.error().message));
   }
 }
@@ -128,9 +146,10 @@ TEST_CASE("config loader: every invalid/*.yaml fails with exactly the text of it
     while (!expected.empty() && expected.back() == '\n') expected.pop_back();
 
     // The file name is given as the source, so messages read "name.yaml:L:C: ...".
-    const auto result = load_config_string(read_file(file), name);
+    const auto result = load_config_string(read_file(file), name, kGoldenEnvironment);
     REQUIRE_FALSE(result.ok());
     CHECK(result.error().message == expected);
+    CHECK(result.error().message.find(kGoldenSecret) == std::string::npos);
   }
   // And no stray .err without its .yaml.
   for (const auto& entry : fs::directory_iterator(kConfigTestData / "invalid")) {
@@ -242,7 +261,8 @@ TEST_CASE("config loader: the documented spool shape reaches every field") {
 
 TEST_CASE("config loader: spool keys left out keep their defaults; others take any value") {
   const auto only_dir = load_config_string(
-      "exporter: { type: file, path: ./s.jsonl, queue: { spool: { dir: ./spool } } }\n", "s.yaml");
+      "exporter: { type: file, path: ./s.jsonl, queue: { spool: { dir: ./spool } } }\n", "s.yaml",
+      kNoEnvironment);
   REQUIRE(only_dir.ok());
   const auto& defaults = only_dir.value().exporter.queue.spool;
   CHECK(defaults.dir == "./spool");
@@ -265,18 +285,18 @@ TEST_CASE("config loader: spool keys left out keep their defaults; others take a
   const auto always = load_config_string(
       "exporter: { type: file, path: ./s.jsonl, queue: { spool: { dir: ./spool, fsync: always } } "
       "}\n",
-      "s.yaml");
+      "s.yaml", kNoEnvironment);
   REQUIRE(always.ok());
   CHECK(always.value().exporter.queue.spool.fsync == FsyncPolicy::kAlways);
 }
 
 TEST_CASE("config loader: an unreadable file is an error naming the path and the reason") {
-  const auto missing = load_config_file("x.yaml");
+  const auto missing = load_config_file("x.yaml", kNoEnvironment);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().message == "cannot read config file x.yaml: No such file or directory");
 
   const std::string directory = (kConfigTestData / "valid").string();
-  const auto is_directory = load_config_file(directory);
+  const auto is_directory = load_config_file(directory, kNoEnvironment);
   REQUIRE_FALSE(is_directory.ok());
   CHECK(is_directory.error().message ==
         "cannot read config file " + directory + ": Is a directory");
@@ -287,19 +307,19 @@ TEST_CASE("config loader: errors name the file exactly as it was given, relative
   const std::string detail =
       ":2:14: batch.max_spans: expected an integer from 1 to 1000000, got \"lots\"";
 
-  const auto from_absolute = load_config_file(absolute.string());
+  const auto from_absolute = load_config_file(absolute.string(), kNoEnvironment);
   REQUIRE_FALSE(from_absolute.ok());
   CHECK(from_absolute.error().message == absolute.string() + detail);
 
   const std::string relative = fs::relative(absolute, fs::current_path()).string();
   REQUIRE(fs::path(relative).is_relative());
-  const auto from_relative = load_config_file(relative);
+  const auto from_relative = load_config_file(relative, kNoEnvironment);
   REQUIRE_FALSE(from_relative.ok());
   CHECK(from_relative.error().message == relative + detail);
 }
 
 TEST_CASE("config loader: source names the origin of a string config") {
-  const auto result = load_config_string("batch: { max_spans: 7 }\n", "<inline>");
+  const auto result = load_config_string("batch: { max_spans: 7 }\n", "<inline>", kNoEnvironment);
   REQUIRE(result.ok());
   CHECK(result.value().source == "<inline>");
   CHECK(result.value().batch.max_spans == 7);
@@ -320,7 +340,7 @@ TEST_CASE("config loader: hostile input is an error, never a crash or an excepti
   };
   for (const auto& input : inputs) {
     CAPTURE(input.substr(0, 40));
-    const auto result = load_config_string(input, "hostile.yaml");
+    const auto result = load_config_string(input, "hostile.yaml", kNoEnvironment);
     REQUIRE_FALSE(result.ok());
     CHECK(result.error().message.rfind("hostile.yaml", 0) == 0);
   }
@@ -330,14 +350,14 @@ TEST_CASE("config loader: header values never appear in errors or in describe()"
   const auto bad = load_config_string(
       "exporter:\n  type: otlp_grpc\n  endpoint: c:4317\n  headers:\n"
       "    authorization: \"Bearer top-secret\\nx: 1\"\n",
-      "h.yaml");
+      "h.yaml", kNoEnvironment);
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().message.find("top-secret") == std::string::npos);
 
   const auto good = load_config_string(
       "exporter:\n  type: otlp_grpc\n  endpoint: c:4317\n  headers:\n"
       "    authorization: Bearer top-secret\n    x-tenant: tenant-7\n",
-      "h.yaml");
+      "h.yaml", kNoEnvironment);
   REQUIRE(good.ok());
   const std::string summary = describe(good.value());
   CHECK(summary.find("top-secret") == std::string::npos);
@@ -347,7 +367,7 @@ TEST_CASE("config loader: header values never appear in errors or in describe()"
 }
 
 TEST_CASE("config loader: describe() summarises the shipped config in a few lines") {
-  const auto result = load_config_file(kShippedConfig);
+  const auto result = load_config_file(kShippedConfig, kNoEnvironment);
   REQUIRE(result.ok());
   const std::string summary = describe(result.value());
   CHECK(summary.rfind("config: " + kShippedConfig + "\n", 0) == 0);

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <optional>
 #include <regex>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using spanrelay::config::Config;
 using spanrelay::config::describe;
+using spanrelay::config::EnvironmentLookup;
 using spanrelay::config::LatencyScope;
 using spanrelay::config::load_config_file;
 using spanrelay::config::load_config_string;
@@ -24,20 +26,26 @@ namespace {
 
 const fs::path kValidConfigs = fs::path(SPANRELAY_TESTDATA_DIR) / "config" / "valid";
 
+// Never the real environment: these configs have no exporter section, so
+// OTEL_EXPORTER_OTLP_* variables would otherwise apply.
+const EnvironmentLookup kNoEnvironment = [](std::string_view) -> std::optional<std::string> {
+  return std::nullopt;
+};
+
 Config load_sampling_file(const std::string& name) {
-  const auto result = load_config_file((kValidConfigs / name).string());
+  const auto result = load_config_file((kValidConfigs / name).string(), kNoEnvironment);
   if (!result.ok()) FAIL(result.error().message);
   return result.value();
 }
 
 Config load_sampling_yaml(const std::string& yaml) {
-  const auto result = load_config_string(yaml, "inline.yaml");
+  const auto result = load_config_string(yaml, "inline.yaml", kNoEnvironment);
   if (!result.ok()) FAIL(result.error().message);
   return result.value();
 }
 
 std::string sampling_error(const std::string& yaml) {
-  const auto result = load_config_string(yaml, "inline.yaml");
+  const auto result = load_config_string(yaml, "inline.yaml", kNoEnvironment);
   if (result.ok()) FAIL("expected an error for:\n" << yaml);
   return result.error().message;
 }
