@@ -13,6 +13,7 @@
 
 #include "daemon/config/config_loader.h"
 #include "daemon/relay.h"
+#include "daemon/telemetry/log_setup.h"
 
 namespace {
 
@@ -135,8 +136,12 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  spdlog::set_level(spdlog::level::from_str(config.telemetry.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  if (auto logging = spanrelay::telemetry::setup_logging(config.telemetry.log_level,
+                                                         config.telemetry.log_format);
+      !logging.ok()) {
+    std::cerr << "spanrelayd: " << logging.error().message << "\n";
+    return 2;
+  }
 
   // Signals are taken synchronously on this thread: block them before any
   // other thread exists so that every thread inherits the mask.

@@ -14,6 +14,7 @@
 #include "daemon/receivers/otlp_grpc_receiver.h"
 #include "daemon/receivers/otlp_http_receiver.h"
 #include "daemon/sampling/sampler.h"
+#include "daemon/telemetry/process_metrics.h"
 #include "daemon/telemetry/telemetry_server.h"
 
 namespace spanrelay {
@@ -45,6 +46,9 @@ Relay::Relay(config::Config config) : config_(std::move(config)) {
       .gauge("spanrelay_build_info", "Build information; the value is always 1.",
              {{"version", SPANRELAY_VERSION}})
       .set(1);
+  if (auto registered = telemetry::register_process_metrics(metrics_); !registered.ok()) {
+    spdlog::warn("process metrics unavailable: {}", registered.error().message);
+  }
 }
 
 Relay::~Relay() { shutdown(); }
@@ -65,6 +69,10 @@ Status Relay::start() {
     auto spool = delivery::Spool::open(config_.exporter.queue.spool, metrics_);
     if (!spool.ok()) return Error{"spool: " + spool.error().message};
     spool_ = std::move(spool).value();
+    metrics_
+        .gauge("spanrelay_spool_capacity_bytes",
+               "Configured size limit of the disk spool (exporter.queue.spool.max_size).")
+        .set(static_cast<std::int64_t>(config_.exporter.queue.spool.max_size));
     const auto recovered = spool_->stats();
     // Spans accepted by an earlier run: they enter this run's accounting here.
     metrics_
@@ -203,6 +211,9 @@ Result<std::vector<std::string>> Relay::reload(const config::Config& next) {
   }
   batcher_->update_config(next.batch);
   spdlog::set_level(spdlog::level::from_str(next.telemetry.log_level));
+  if (next.telemetry.log_format != config_.telemetry.log_format) {
+    needs_restart.push_back("telemetry.log.format");
+  }
 
   // What was applied becomes the running config; the rest keeps its old value.
   config_.batch = next.batch;

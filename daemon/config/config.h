@@ -108,6 +108,7 @@ struct SamplingConfig {
 struct TelemetryConfig {
   std::string metrics_endpoint = "127.0.0.1:8888";  // empty = no metrics listener
   std::string log_level = "info";                     // trace|debug|info|warn|error|off
+  std::string log_format = "text";  // text | json (one object per line)
 };
 
 struct ServiceConfig {

@@ -50,6 +50,10 @@ constexpr std::array<std::pair<std::string_view, WhenFull>, 2> kWhenFull{{
     {"drop_oldest", WhenFull::kDropOldest},
     {"refuse_new", WhenFull::kRefuseNew},
 }};
+constexpr std::array<std::pair<std::string_view, std::string_view>, 2> kLogFormats{{
+    {"text", "text"},
+    {"json", "json"},
+}};
 constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kLogLevels{{
     {"trace", "trace"},
     {"debug", "debug"},
@@ -326,8 +330,9 @@ class Loader {
     const Section telemetry = reader_.open_map(field, {"metrics", "log"});
     const Section metrics = reader_.open_map(telemetry.get("metrics"), {"endpoint"});
     read_listen_endpoint(metrics.get("endpoint"), &out->metrics_endpoint);
-    const Section log = reader_.open_map(telemetry.get("log"), {"level"});
+    const Section log = reader_.open_map(telemetry.get("log"), {"level", "format"});
     reader_.read_choice(log, "level", kLogLevels, &out->log_level);
+    reader_.read_choice(log, "format", kLogFormats, &out->log_format);
   }
 
   void read_service(const Field* field, ServiceConfig* out) {

@@ -142,7 +142,7 @@ std::string describe(const Config& config) {
   const auto& telemetry = config.telemetry;
   text += "telemetry: metrics=" +
           (telemetry.metrics_endpoint.empty() ? "disabled" : telemetry.metrics_endpoint) +
-          " log.level=" + telemetry.log_level + "\n";
+          " log.level=" + telemetry.log_level + " log.format=" + telemetry.log_format + "\n";
   text += "service: shutdown_timeout=" + format_duration(config.service.shutdown_timeout);
   return text;
 }

@@ -115,7 +115,10 @@ bool DeliveryQueue::spill(batching::Batch& batch) {
   if (result.evicted_spans > 0) dropped("spool_full").add(result.evicted_spans);
   if (result.status != Spool::AppendStatus::kOk) {
     if (result.status == Spool::AppendStatus::kError) {
-      spdlog::error("cannot write to the spool: {}", result.error);
+      if (auto suppressed = log_limiter_.allow("spool_write")) {
+        spdlog::error("cannot write to the spool: {} ({} similar suppressed)", result.error,
+                      *suppressed);
+      }
     }
     return false;
   }
@@ -213,7 +216,10 @@ DeliveryQueue::Attempt DeliveryQueue::attempt(std::string_view request, std::uin
     sent_spans_.add(spans - rejected);
     sent_requests_.add();
     if (rejected > 0) {
-      spdlog::warn("upstream rejected {} of {} spans: {}", rejected, spans, result.message);
+      if (auto suppressed = log_limiter_.allow("rejected")) {
+        spdlog::warn("upstream rejected {} of {} spans: {} ({} similar suppressed)", rejected,
+                     spans, result.message, *suppressed);
+      }
       dropped("upstream_rejected").add(rejected);
     }
     note_success();
@@ -221,8 +227,11 @@ DeliveryQueue::Attempt DeliveryQueue::attempt(std::string_view request, std::uin
   }
   failed(result.code.empty() ? "unknown" : result.code).add();
   if (result.disposition == ExportDisposition::kPermanent) {
-    spdlog::error("upstream refused a batch of {} spans for good ({}): {}", spans, result.code,
-                  result.message);
+    if (auto suppressed = log_limiter_.allow("permanent:" + result.code)) {
+      spdlog::error(
+          "upstream refused a batch of {} spans for good ({}): {} ({} similar suppressed)", spans,
+          result.code, result.message, *suppressed);
+    }
     dropped("non_retryable").add(spans);
     return Attempt::kDone;
   }
@@ -243,8 +252,12 @@ void DeliveryQueue::note_failure(const exporters::ExportResult& result) {
           .next_delay(consecutive_failures_++, std::chrono::milliseconds(0), result.retry_after)
           .value_or(config_.retry.max_interval);
   backoff_until_ = std::max(backoff_until_, Clock::now() + delay);
-  spdlog::warn("export failed ({}: {}); upstream back-off {} ms, new batches go to the spool",
-               result.code, result.message, delay.count());
+  if (auto suppressed = log_limiter_.allow("failed:" + result.code)) {
+    spdlog::warn(
+        "export failed ({}: {}); upstream back-off {} ms, new batches go to the spool ({} similar "
+        "suppressed)",
+        result.code, result.message, delay.count(), *suppressed);
+  }
 }
 
 void DeliveryQueue::deliver_spooled(SpoolRecord& record) {
@@ -295,13 +308,18 @@ void DeliveryQueue::deliver(batching::Batch& batch, unsigned worker_index) {
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - first_attempt);
     const auto delay = policy.next_delay(n, elapsed, retry_after);
     if (!delay) {
-      spdlog::error("giving up on a batch of {} spans after {} attempts ({}): {}", batch.spans,
-                    n + 1, result.code, result.message);
+      if (auto suppressed = log_limiter_.allow("exhausted")) {
+        spdlog::error(
+            "giving up on a batch of {} spans after {} attempts ({}): {} ({} similar suppressed)",
+            batch.spans, n + 1, result.code, result.message, *suppressed);
+      }
       drop(batch, "retry_exhausted");
       return;
     }
-    spdlog::warn("export failed ({}: {}), retry {} in {} ms", result.code, result.message, n + 1,
-                 delay->count());
+    if (auto suppressed = log_limiter_.allow("failed:" + result.code)) {
+      spdlog::warn("export failed ({}: {}), retry {} in {} ms ({} similar suppressed)", result.code,
+                   result.message, n + 1, delay->count(), *suppressed);
+    }
     if (!wait_before_retry(*delay)) {
       if (!(spool_ && spill(batch))) drop(batch, "shutdown_timeout");
       return;

@@ -23,6 +23,7 @@
 #include "daemon/delivery/retry_policy.h"
 #include "daemon/delivery/spool.h"
 #include "daemon/exporters/exporter.h"
+#include "daemon/telemetry/log_setup.h"
 #include "daemon/telemetry/metrics.h"
 
 namespace spanrelay::delivery {
@@ -101,6 +102,8 @@ class DeliveryQueue {
   unsigned consecutive_failures_ = 0;
   RetryPolicy shared_policy_;
   std::vector<std::thread> workers_;
+  // An upstream outage fails every attempt: one line per kind per 10 s.
+  telemetry::RateLimitedLog log_limiter_;
 };
 
 }  // namespace spanrelay::delivery

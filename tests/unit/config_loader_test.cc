@@ -375,7 +375,7 @@ TEST_CASE("config loader: describe() summarises the shipped config in a few line
                      "(mode 0660)\n") != std::string::npos);
   CHECK(summary.find("batch: max_spans=1024 max_bytes=1MiB timeout=2s\n") != std::string::npos);
   CHECK(summary.find("exporter: file path=./var/spans.jsonl") != std::string::npos);
-  CHECK(summary.find("telemetry: metrics=127.0.0.1:8888 log.level=info\n") != std::string::npos);
+  CHECK(summary.find("telemetry: metrics=127.0.0.1:8888 log.level=info log.format=text\n") != std::string::npos);
   CHECK(summary.back() != '\n');
   CHECK(std::count(summary.begin(), summary.end(), '\n') <= 12);
 
