@@ -60,6 +60,8 @@ readonly SCENARIOS=(
   "7r|tail sampling → gRPC gzip|sampling|grpc||$FIXED_RATE|"
   "7a|tail sampling, keep all → gRPC gzip|sampling-always|grpc||$FIXED_RATE|"
   "8|slow upstream (1 s) → gRPC gzip|grpc-gzip|grpc||$FIXED_RATE|--delay-ms 1000"
+  "8s|slow upstream (1 s), spool on → gRPC gzip|grpc-gzip-spool|grpc||$FIXED_RATE|--delay-ms 1000"
+  "9|upstream down, spooling → (nothing)|grpc-down-spool|grpc||$FIXED_RATE|"
 )
 
 WORK_DIR=""
