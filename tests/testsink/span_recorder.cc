@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "daemon/otlp/json_text.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 
 namespace spanrelay::testsink {
@@ -33,38 +34,9 @@ std::string hex_encode(std::string_view bytes) {
   return out;
 }
 
+// The daemon's JSON string writer: one escaping rule for every JSON we write.
 void append_json_string(std::string& out, std::string_view text) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  out.push_back('"');
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (byte < 0x20) {
-          out += "\\u00";
-          out.push_back(kDigits[byte >> 4]);
-          out.push_back(kDigits[byte & 0xf]);
-        } else {
-          out.push_back(c);  // UTF-8 passes through; protobuf checked it is valid
-        }
-    }
-  }
-  out.push_back('"');
+  otlp::json_text::append_json_string(out, text);
 }
 
 Result<std::unique_ptr<LineFile>> LineFile::open_append(const std::string& path) {
