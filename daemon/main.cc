@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   spdlog::info("spanrelayd {} starting with {}", SPANRELAY_VERSION, config.source);
-  for (std::string_view line : {spanrelay::config::describe(config)}) spdlog::info("{}", line);
+  spdlog::info("{}", spanrelay::config::describe(config));
 
   spanrelay::Relay relay(config);
   for (const char* result : {"ok", "error"}) {
