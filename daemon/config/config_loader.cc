@@ -12,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "daemon/common/file_descriptor.h"
 #include "daemon/config/endpoint.h"
 #include "daemon/config/expansion.h"
 #include "daemon/config/header_rules.h"
@@ -365,20 +366,7 @@ class Loader {
   std::optional<Field> queue_memory_limit_;
 };
 
-// Closes the descriptor on every path out of load_config_file.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using spanrelay::FileDescriptor;
 
 Error cannot_read(const std::string& path, int error_number) {
   return Error{"cannot read config file " + path + ": " +

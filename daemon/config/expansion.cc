@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/common/file_descriptor.h"
 #include "daemon/config/units.h"
 
 namespace spanrelay::config {
@@ -51,20 +52,7 @@ Result<std::string> expand_environment_reference(std::string_view body,
   return std::move(*value);
 }
 
-// Closes the descriptor on every path out of read_referenced_file.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using spanrelay::FileDescriptor;
 
 Error cannot_read(std::string_view path, int error_number) {
   return Error{"cannot read " + std::string(path) + ": " +
