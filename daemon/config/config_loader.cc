@@ -379,19 +379,11 @@ Result<Config> load_config_file(const std::string& path, const EnvironmentLookup
   const FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (file.get() < 0) return cannot_read(path, errno);
   std::string contents;
-  std::array<char, 16384> buffer{};
-  while (true) {
-    const ssize_t n = ::read(file.get(), buffer.data(), buffer.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return cannot_read(path, errno);
-    }
-    if (n == 0) break;
-    contents.append(buffer.data(), static_cast<std::size_t>(n));
-    if (contents.size() > kMaxConfigFileBytes) {
-      return Error{"cannot read config file " + path + ": larger than " +
-                   format_size(kMaxConfigFileBytes)};
-    }
+  const auto read = read_all(file.get(), kMaxConfigFileBytes, contents);
+  if (read.status == ReadAllResult::Status::kError) return cannot_read(path, read.error_number);
+  if (read.status == ReadAllResult::Status::kTooLarge) {
+    return Error{"cannot read config file " + path + ": larger than " +
+                 format_size(kMaxConfigFileBytes)};
   }
   return Loader(path, environment).load(contents);
 }

@@ -77,19 +77,11 @@ Result<std::string> read_referenced_file(std::string_view path) {
     return Error{"cannot read " + std::string(path) + ": not a regular file"};
   }
   std::string contents;
-  std::array<char, 16384> buffer{};
-  while (true) {
-    const ssize_t n = ::read(file.get(), buffer.data(), buffer.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return cannot_read(path, errno);
-    }
-    if (n == 0) break;
-    contents.append(buffer.data(), static_cast<std::size_t>(n));
-    if (contents.size() > kMaxReferencedFileBytes) {
-      return Error{"cannot read " + std::string(path) + ": larger than " +
-                   format_size(kMaxReferencedFileBytes)};
-    }
+  const auto read = read_all(file.get(), kMaxReferencedFileBytes, contents);
+  if (read.status == ReadAllResult::Status::kError) return cannot_read(path, read.error_number);
+  if (read.status == ReadAllResult::Status::kTooLarge) {
+    return Error{"cannot read " + std::string(path) + ": larger than " +
+                 format_size(kMaxReferencedFileBytes)};
   }
   // Secrets are often written with `echo`, which adds a newline the token
   // does not contain; remove exactly one.
