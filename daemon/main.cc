@@ -13,6 +13,8 @@
 
 #include "daemon/config/config_loader.h"
 #include "daemon/relay.h"
+#include "daemon/service/socket_activation.h"
+#include "daemon/service/systemd_notifier.h"
 #include "daemon/telemetry/log_setup.h"
 
 namespace {
@@ -143,6 +145,15 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // The service manager's variables are read (and unset) while this is the
+  // only thread: getenv/unsetenv are not safe once others run.
+  auto notifier = spanrelay::service::SystemdNotifier::from_environment();
+  auto inherited = spanrelay::service::SocketActivation::from_environment();
+  if (!inherited.ok()) {
+    spdlog::critical("cannot start: {}", inherited.error().message);
+    return 1;
+  }
+
   // Signals are taken synchronously on this thread: block them before any
   // other thread exists so that every thread inherits the mask.
   sigset_t signals;
@@ -161,27 +172,38 @@ int main(int argc, char** argv) {
   for (const char* result : {"ok", "error"}) {
     relay.metrics().counter(kReloads, kReloadsHelp, {{"result", result}});
   }
-  if (auto started = relay.start(); !started.ok()) {
+  if (auto started = relay.start(&inherited.value()); !started.ok()) {
     spdlog::critical("cannot start: {}", started.error().message);
     relay.shutdown();
     return 1;
+  }
+  for (const auto& unclaimed : inherited.value().take_unclaimed()) {
+    spdlog::warn(
+        "socket activation: passed socket {} ({}) matches no configured listener; closing it",
+        unclaimed.address, unclaimed.name);
   }
   if (!flags.ready_file.empty() && !write_ready_file(flags.ready_file, relay.ready_report())) {
     spdlog::error("cannot write ready file {}: {}", flags.ready_file, std::strerror(errno));
   }
   spdlog::info("ready: {}", relay.ready_report());
+  if (!notifier.ready("serving " + relay.ready_report())) {
+    spdlog::warn("cannot notify the service manager: {}", std::strerror(errno));
+  }
 
   for (;;) {
     int signal_number = 0;
     if (sigwait(&signals, &signal_number) != 0) continue;
     if (signal_number == SIGHUP) {
+      notifier.reloading();
       reload(relay, flags.config_path);
+      notifier.ready("serving " + relay.ready_report());
       continue;
     }
     spdlog::info("{} received: stopping listeners and flushing to the upstream (timeout {} ms)",
                  strsignal(signal_number), config.service.shutdown_timeout.count());
     break;
   }
+  notifier.stopping();
   relay.shutdown();
   spdlog::info("stopped");
   return 0;

@@ -14,6 +14,7 @@
 #include "daemon/receivers/otlp_grpc_receiver.h"
 #include "daemon/receivers/otlp_http_receiver.h"
 #include "daemon/sampling/sampler.h"
+#include "daemon/service/socket_activation.h"
 #include "daemon/telemetry/process_metrics.h"
 #include "daemon/telemetry/telemetry_server.h"
 
@@ -53,7 +54,7 @@ Relay::Relay(config::Config config) : config_(std::move(config)) {
 
 Relay::~Relay() { shutdown(); }
 
-Status Relay::start() {
+Status Relay::start(service::SocketActivation* inherited) {
   auto exporter = exporters::make_exporter(config_.exporter);
   if (!exporter.ok()) return Error{"exporter: " + exporter.error().message};
   exporter_ = std::move(exporter).value();
@@ -114,7 +115,7 @@ Status Relay::start() {
   if (listener_enabled(rx.grpc)) {
     grpc_receiver_ =
         std::make_unique<receivers::OtlpGrpcReceiver>(rx.grpc, rx.max_request_size, *ingest_);
-    if (auto s = grpc_receiver_->start(); !s.ok()) return s;
+    if (auto s = grpc_receiver_->start(inherited); !s.ok()) return s;
   }
   if (listener_enabled(rx.http)) {
     http_receiver_ = std::make_unique<receivers::OtlpHttpReceiver>(*ingest_, rx.max_request_size);
@@ -122,13 +123,17 @@ Status Relay::start() {
     http_server_ = std::make_unique<receivers::HttpServer>(
         http_receiver_->server_options("otlp-http", io_threads), http_receiver_->handler());
     if (!rx.http.endpoint.empty()) {
-      if (auto s = http_server_->listen_tcp(rx.http.endpoint); !s.ok()) return s;
+      auto passed = inherited ? inherited->take_tcp(rx.http.endpoint) : std::nullopt;
+      const auto address = passed ? service::bound_address(passed->get()) : std::string();
+      auto s = passed ? http_server_->adopt(std::move(*passed), address)
+                      : http_server_->listen_tcp(rx.http.endpoint);
+      if (!s.ok()) return s;
     }
     if (!rx.http.unix_socket.empty()) {
-      if (auto s = http_server_->listen_unix(rx.http.unix_socket, rx.http.unix_socket_mode);
-          !s.ok()) {
-        return s;
-      }
+      auto passed = inherited ? inherited->take_unix(rx.http.unix_socket) : std::nullopt;
+      auto s = passed ? http_server_->adopt(std::move(*passed), "unix:" + rx.http.unix_socket)
+                      : http_server_->listen_unix(rx.http.unix_socket, rx.http.unix_socket_mode);
+      if (!s.ok()) return s;
     }
     http_server_->start();
   }

@@ -39,6 +39,9 @@ class HttpServer;
 namespace telemetry {
 class TelemetryServer;
 }
+namespace service {
+class SocketActivation;
+}
 
 class Relay {
  public:
@@ -48,8 +51,10 @@ class Relay {
   Relay& operator=(const Relay&) = delete;
 
   // Starts every component; an error (a listener cannot bind, a bad exporter
-  // setting) leaves the relay stopped-able with shutdown().
-  Status start();
+  // setting) leaves the relay stopped-able with shutdown(). Receivers serve
+  // the sockets in `inherited` (systemd socket activation) that are bound to
+  // their configured addresses, and bind the others themselves.
+  Status start(service::SocketActivation* inherited = nullptr);
   // Stops the listeners, flushes the open batch and delivers what the
   // upstream takes within service.shutdown_timeout; the rest is counted as
   // dropped{reason="shutdown_timeout"}. Safe twice and without start().

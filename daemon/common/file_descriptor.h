@@ -4,18 +4,30 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 
 namespace spanrelay {
 
 class FileDescriptor {
  public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
+  explicit FileDescriptor(int fd = -1) : fd_(fd) {}
   FileDescriptor(const FileDescriptor&) = delete;
   FileDescriptor& operator=(const FileDescriptor&) = delete;
+  FileDescriptor(FileDescriptor&& other) noexcept : fd_(other.release()) {}
+  FileDescriptor& operator=(FileDescriptor&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = other.release();
+    }
+    return *this;
+  }
   ~FileDescriptor() {
     if (fd_ >= 0) ::close(fd_);
   }
   int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  // Gives up ownership (e.g. to a library that closes the descriptor itself).
+  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;

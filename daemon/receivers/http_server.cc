@@ -1,6 +1,7 @@
 #include "daemon/receivers/http_server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <boost/asio/dispatch.hpp>
@@ -11,7 +12,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -94,6 +97,14 @@ class Listener : public ListenerBase, public std::enable_shared_from_this<Listen
     if (!ec && reuse_address) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return Error{ec.message()};
+    return Ok{};
+  }
+
+  // Takes over a socket that is already bound and listening.
+  Status assign(const Protocol& protocol, int listening_fd) {
+    error_code ec;
+    acceptor_.assign(protocol, listening_fd, ec);
     if (ec) return Error{ec.message()};
     return Ok{};
   }
@@ -281,6 +292,37 @@ Status HttpServer::listen_unix(const std::string& path, std::uint32_t mode) {
   }
   spdlog::info("{}: listening on unix:{}", state_->name(), path);
   state_->add_listener(std::move(listener), "unix:" + path);
+  return Ok{};
+}
+
+Status HttpServer::adopt(FileDescriptor listening_socket, const std::string& address) {
+  const int listening_fd = listening_socket.get();
+  auto fail = [&](const std::string& why) {
+    return Error{state_->name() + ": cannot serve the passed socket " + address + ": " + why};
+  };
+  sockaddr_storage bound{};
+  socklen_t size = sizeof(bound);
+  if (getsockname(listening_fd, reinterpret_cast<sockaddr*>(&bound), &size) != 0) {
+    return fail(std::strerror(errno));
+  }
+  std::lock_guard lock(state_->mutex);
+  if (state_->stopped) return fail("the server is shut down");
+  std::shared_ptr<ListenerBase> adopted;
+  Status assigned = Ok{};
+  if (bound.ss_family == AF_UNIX) {
+    auto listener =
+        std::make_shared<Listener<unix_stream>>(state_->ioc, state_->config, state_->registry);
+    assigned = listener->assign(unix_stream(), listening_fd);
+    adopted = std::move(listener);
+  } else {
+    auto listener = std::make_shared<Listener<tcp>>(state_->ioc, state_->config, state_->registry);
+    assigned = listener->assign(bound.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), listening_fd);
+    adopted = std::move(listener);
+  }
+  if (!assigned.ok()) return fail(assigned.error().message);
+  listening_socket.release();  // the acceptor owns it now
+  spdlog::info("{}: serving {} (passed by the service manager)", state_->name(), address);
+  state_->add_listener(std::move(adopted), address);
   return Ok{};
 }
 

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/common/file_descriptor.h"
 #include "daemon/common/result.h"
 
 namespace spanrelay::receivers {
@@ -64,6 +65,11 @@ class HttpServer {
   // Creates the parent directory, replaces a stale socket file, binds, then
   // applies `mode` (e.g. 0660). The file is removed at shutdown.
   Status listen_unix(const std::string& path, std::uint32_t mode);
+  // Serves a listening socket bound by someone else (systemd socket
+  // activation), TCP or Unix; `address` is how logs and bound_addresses()
+  // name it. The socket file of an adopted Unix socket belongs to its owner
+  // and stays at shutdown.
+  Status adopt(FileDescriptor listening_socket, const std::string& address);
 
   // Starts accepting on every listener and runs the io threads. Listeners
   // added after start() accept at once.

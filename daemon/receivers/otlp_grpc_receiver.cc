@@ -2,6 +2,7 @@
 
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <climits>
@@ -10,7 +11,9 @@
 #include <utility>
 
 #include "daemon/common/compression.h"
+#include "daemon/receivers/connection_feeder.h"
 #include "daemon/receivers/unix_socket_file.h"
+#include "daemon/service/socket_activation.h"
 #include "spanrelay/rpc/status.pb.h"
 
 namespace spanrelay::receivers {
@@ -202,12 +205,20 @@ OtlpGrpcReceiver::OtlpGrpcReceiver(config::ListenerConfig listener, std::size_t 
 
 OtlpGrpcReceiver::~OtlpGrpcReceiver() { shutdown(std::chrono::steady_clock::now()); }
 
-Status OtlpGrpcReceiver::start() {
+Status OtlpGrpcReceiver::start(service::SocketActivation* inherited) {
   std::lock_guard lock(mutex_);
   if (server_) return Error{"the OTLP/gRPC receiver is already started"};
-  const bool want_tcp = !listener_.endpoint.empty();
-  const bool want_unix = !listener_.unix_socket.empty();
-  if (!want_tcp && !want_unix) return Ok{};  // receiver disabled
+  // A passed socket replaces binding that address ourselves.
+  std::optional<FileDescriptor> passed_tcp;
+  std::optional<FileDescriptor> passed_unix;
+  if (inherited && !listener_.endpoint.empty())
+    passed_tcp = inherited->take_tcp(listener_.endpoint);
+  if (inherited && !listener_.unix_socket.empty()) {
+    passed_unix = inherited->take_unix(listener_.unix_socket);
+  }
+  const bool want_tcp = !listener_.endpoint.empty() && !passed_tcp;
+  const bool want_unix = !listener_.unix_socket.empty() && !passed_unix;
+  if (listener_.endpoint.empty() && listener_.unix_socket.empty()) return Ok{};  // disabled
 
   if (want_unix) {
     if (auto prepared = prepare_unix_socket_path(listener_.unix_socket); !prepared.ok()) {
@@ -224,6 +235,14 @@ Status OtlpGrpcReceiver::start() {
   }
   if (want_unix) {
     builder.AddListeningPort("unix:" + listener_.unix_socket, grpc::InsecureServerCredentials());
+  }
+  std::vector<FileDescriptor> passed;
+  for (auto* socket : {&passed_tcp, &passed_unix}) {
+    if (!*socket) continue;
+    passed.push_back(std::move(**socket));
+    external_acceptors_.push_back(builder.experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+        grpc::InsecureServerCredentials()));
   }
   builder.RegisterCallbackGenericService(service_.get());
   builder.SetMaxReceiveMessageSize(
@@ -255,17 +274,32 @@ Status OtlpGrpcReceiver::start() {
   if (want_tcp)
     bound_addresses_.push_back(tcp_host(listener_.endpoint) + ":" + std::to_string(tcp_port));
   if (want_unix) bound_addresses_.push_back("unix:" + listener_.unix_socket);
+  for (std::size_t i = 0; i < passed.size(); ++i) {
+    const std::string address = service::bound_address(passed[i].get());
+    spdlog::info("otlp-grpc: serving {} (passed by the service manager)", address);
+    bound_addresses_.push_back(address);
+    auto* acceptor = external_acceptors_[i].get();
+    feeders_.push_back(std::make_unique<ConnectionFeeder>(
+        std::move(passed[i]), [acceptor](int listening_fd, int connection_fd) {
+          grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters connection;
+          connection.listener_fd = listening_fd;
+          connection.fd = connection_fd;  // gRPC owns it from here on
+          acceptor->HandleNewConnection(&connection);
+        }));
+  }
   return Ok{};
 }
 
 // With mutex_ held: undo a half-done start().
 Status OtlpGrpcReceiver::fail_start(const std::string& message) {
+  feeders_.clear();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now());
     server_->Wait();
     server_.reset();
   }
   service_.reset();
+  external_acceptors_.clear();
   if (unix_socket_created_) remove_unix_socket_file(listener_.unix_socket);
   unix_socket_created_ = false;
   return Error{message};
@@ -274,6 +308,8 @@ Status OtlpGrpcReceiver::fail_start(const std::string& message) {
 void OtlpGrpcReceiver::shutdown(std::chrono::steady_clock::time_point deadline) {
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<grpc::CallbackGenericService> service;
+  std::vector<std::unique_ptr<ConnectionFeeder>> feeders;
+  std::vector<std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor>> acceptors;
   bool remove_socket = false;
   {
     // Taken out under the lock, waited for outside it: bound_addresses()
@@ -281,9 +317,12 @@ void OtlpGrpcReceiver::shutdown(std::chrono::steady_clock::time_point deadline) 
     std::lock_guard lock(mutex_);
     server = std::move(server_);
     service = std::move(service_);
+    feeders = std::move(feeders_);
+    acceptors = std::move(external_acceptors_);
     remove_socket = std::exchange(unix_socket_created_, false);
     bound_addresses_.clear();
   }
+  feeders.clear();  // no new connections from passed sockets
   if (server) {
     // Stops accepting at once; calls in flight may finish until the deadline,
     // then are cancelled. Wait() returns when every reactor is done.
@@ -292,6 +331,7 @@ void OtlpGrpcReceiver::shutdown(std::chrono::steady_clock::time_point deadline) 
     server.reset();
   }
   service.reset();  // after the server: gRPC requires the service to outlive it
+  acceptors.clear();
   if (remove_socket) remove_unix_socket_file(listener_.unix_socket);
 }
 

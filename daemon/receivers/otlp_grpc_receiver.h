@@ -30,9 +30,18 @@
 namespace grpc {
 class Server;
 class CallbackGenericService;
+namespace experimental {
+class ExternalConnectionAcceptor;
+}
 }  // namespace grpc
 
+namespace spanrelay::service {
+class SocketActivation;
+}
+
 namespace spanrelay::receivers {
+
+class ConnectionFeeder;
 
 class OtlpGrpcReceiver {
  public:
@@ -46,7 +55,9 @@ class OtlpGrpcReceiver {
   // Binds the TCP endpoint (listener.endpoint, "" = none) and/or the Unix
   // socket (listener.unix_socket, "" = none) and starts serving. A failed bind
   // is an error naming the address; nothing is left listening then.
-  Status start();
+  // With `inherited`, a passed socket bound to a configured address is
+  // served instead of binding it (systemd socket activation).
+  Status start(service::SocketActivation* inherited = nullptr);
 
   // Stops accepting, lets in-flight calls finish until `deadline` (then
   // cancels them), and removes the socket file. Safe twice and without start().
@@ -67,6 +78,9 @@ class OtlpGrpcReceiver {
   // Declared before server_: gRPC requires the service to outlive the server.
   std::unique_ptr<grpc::CallbackGenericService> service_;
   std::unique_ptr<grpc::Server> server_;
+  // Sockets passed by systemd: gRPC takes their accepted connections.
+  std::vector<std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor>> external_acceptors_;
+  std::vector<std::unique_ptr<ConnectionFeeder>> feeders_;
   std::vector<std::string> bound_addresses_;
   bool unix_socket_created_ = false;
 };
