@@ -346,7 +346,7 @@ TEST_CASE("telemetry: /metrics after traffic passes promtool and has every docum
 
   {  // every metric the alert rules use is exported
     const auto used =
-        metrics_used_by_rules(read_file(repo_file("helm/spanrelay/files/alerts.yaml")));
+        metrics_used_by_rules(read_file(repo_file("config/prometheus/spanrelay-alerts.yaml")));
     REQUIRE(used.size() >= 5);
     for (const auto& name : used) {
       CHECK_MESSAGE(families.count(name) == 1,
@@ -394,7 +394,7 @@ TEST_CASE("telemetry: promtool check rules accepts the shipped alert rules") {
   const auto promtool = required_tool("promtool");
   if (!promtool) return;
   TempDir dir;
-  const auto rules = repo_file("helm/spanrelay/files/alerts.yaml");
+  const auto rules = repo_file("config/prometheus/spanrelay-alerts.yaml");
   const auto run = run_tool(*promtool, {"check", "rules", rules}, "", dir.file("promtool.out"));
   CHECK_MESSAGE(run.exit_code == 0, "promtool check rules:\n" << run.output);
   // Guards against an empty file passing: every alert is found.
@@ -410,7 +410,7 @@ TEST_CASE("telemetry: a real Prometheus scrapes the daemon and evaluates the ale
   TempDir dir;
   Daemon daemon(dir, telemetry_yaml(dir, file_exporter(dir)));
   const auto sent = send_traffic(daemon, 2, 2);
-  const auto rules_path = repo_file("helm/spanrelay/files/alerts.yaml");
+  const auto rules_path = repo_file("config/prometheus/spanrelay-alerts.yaml");
   const auto alerts = count_occurrences(read_file(rules_path), "- alert: ");
 
   std::ostringstream config;
