@@ -217,7 +217,7 @@ struct HttpServer::State {
   mutable std::mutex mutex;
   std::vector<std::shared_ptr<ListenerBase>> listeners;
   std::vector<std::string> addresses;
-  std::vector<std::string> unix_paths;
+  std::vector<std::pair<std::string, SocketFileId>> unix_paths;
   std::vector<std::thread> threads;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   bool started = false;
@@ -283,10 +283,11 @@ Status HttpServer::listen_unix(const std::string& path, std::uint32_t mode) {
   if (auto opened = listener->open(unix_stream::endpoint(path), false); !opened.ok()) {
     return fail(opened.error().message);
   }
-  state_->unix_paths.push_back(path);  // from here on, shutdown removes the file
+  const auto bound = socket_file_id(path);
+  state_->unix_paths.emplace_back(path, bound);  // from here on, shutdown removes the file
   if (auto chmoded = apply_unix_socket_mode(path, mode); !chmoded.ok()) {
     listener->close_unstarted();
-    remove_unix_socket_file(path);
+    remove_unix_socket_file(path, bound);
     state_->unix_paths.pop_back();
     return fail(chmoded.error().message);
   }
@@ -367,7 +368,7 @@ void HttpServer::shutdown() {
   }
   for (auto& thread : threads) thread.join();
   std::lock_guard lock(state_->mutex);
-  for (const auto& path : state_->unix_paths) remove_unix_socket_file(path);
+  for (const auto& [path, bound] : state_->unix_paths) remove_unix_socket_file(path, bound);
   if (!state_->unix_paths.empty() || !state_->addresses.empty()) {
     spdlog::info("{}: stopped", state_->name());
   }

@@ -265,6 +265,7 @@ Status OtlpGrpcReceiver::start(service::SocketActivation* inherited) {
   }
   if (want_unix) {
     unix_socket_created_ = true;
+    unix_socket_id_ = socket_file_id(listener_.unix_socket);
     if (auto mode = apply_unix_socket_mode(listener_.unix_socket, listener_.unix_socket_mode);
         !mode.ok()) {
       return fail_start("cannot listen for OTLP/gRPC on unix:" + listener_.unix_socket + ": " +
@@ -300,7 +301,7 @@ Status OtlpGrpcReceiver::fail_start(const std::string& message) {
   }
   service_.reset();
   external_acceptors_.clear();
-  if (unix_socket_created_) remove_unix_socket_file(listener_.unix_socket);
+  if (unix_socket_created_) remove_unix_socket_file(listener_.unix_socket, unix_socket_id_);
   unix_socket_created_ = false;
   return Error{message};
 }
@@ -332,7 +333,7 @@ void OtlpGrpcReceiver::shutdown(std::chrono::steady_clock::time_point deadline) 
   }
   service.reset();  // after the server: gRPC requires the service to outlive it
   acceptors.clear();
-  if (remove_socket) remove_unix_socket_file(listener_.unix_socket);
+  if (remove_socket) remove_unix_socket_file(listener_.unix_socket, unix_socket_id_);
 }
 
 std::vector<std::string> OtlpGrpcReceiver::bound_addresses() const {

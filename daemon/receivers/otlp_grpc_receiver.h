@@ -26,6 +26,7 @@
 #include "daemon/common/result.h"
 #include "daemon/config/config.h"
 #include "daemon/receivers/ingest.h"
+#include "daemon/receivers/unix_socket_file.h"
 
 namespace grpc {
 class Server;
@@ -83,6 +84,7 @@ class OtlpGrpcReceiver {
   std::vector<std::unique_ptr<ConnectionFeeder>> feeders_;
   std::vector<std::string> bound_addresses_;
   bool unix_socket_created_ = false;
+  SocketFileId unix_socket_id_;
 };
 
 }  // namespace spanrelay::receivers
