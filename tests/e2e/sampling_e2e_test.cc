@@ -180,21 +180,28 @@ void check_balance(const Daemon& daemon) {
   CHECK(accepted == sent + sampled_out + dropped + queued);
 }
 
-const std::string kPolicies =
-    "sampling:\n"
-    "  decision_wait: 1s\n"
-    "  shards: 2\n"
-    "  policies:\n"
-    "    - { name: no-health, type: drop, key: http.route, values: [/healthz, /readyz] }\n"
-    "    - { name: errors, type: status_code, status_codes: [ERROR], decide_early: false }\n"
-    "    - { name: baseline, type: ratio, ratio: 0.25 }\n";
+// Every span of a shuffled trace must arrive within decision_wait of its
+// first one for the trace to be decided whole: the wait covers a whole send
+// even on a loaded machine under ASan.
+std::string policies(const std::string& decision_wait) {
+  return "sampling:\n"
+         "  decision_wait: " +
+         decision_wait +
+         "\n"
+         "  shards: 2\n"
+         "  policies:\n"
+         "    - { name: no-health, type: drop, key: http.route, values: [/healthz, /readyz] }\n"
+         "    - { name: errors, type: status_code, status_codes: [ERROR], decide_early: false }\n"
+         "    - { name: baseline, type: ratio, ratio: 0.25 }\n";
+}
+const std::string kPolicies = policies("1s");
 
 }  // namespace
 
 TEST_CASE("sampling: error traces arrive whole, ratio keeps exactly its rule, drop beats keep") {
   TempDir dir;
   Sink sink(dir);
-  Daemon daemon(dir, yaml_for(dir, sink, kPolicies));
+  Daemon daemon(dir, yaml_for(dir, sink, policies("5s")));
   const auto traces = make_traces(2000, 5, 10, 50, 42);
   send_all(daemon, shuffled_requests(traces, 97, 7));
 
