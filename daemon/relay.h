@@ -23,6 +23,7 @@ namespace delivery {
 class MemoryBudget;
 class Spool;
 class DeliveryQueue;
+class LoadBalancer;
 }  // namespace delivery
 namespace batching {
 class Batcher;
@@ -73,6 +74,9 @@ class Relay {
 
  private:
   std::optional<std::string> not_ready_reason() const;
+  // The delivery stage for one upstream (DeliveryQueue) or several (LoadBalancer).
+  Status start_single_upstream();
+  Status start_load_balancer();
 
   config::Config config_;
   telemetry::Registry metrics_;
@@ -80,6 +84,9 @@ class Relay {
   std::shared_ptr<exporters::Exporter> exporter_;
   std::unique_ptr<delivery::Spool> spool_;  // null: memory queue only
   std::unique_ptr<delivery::DeliveryQueue> delivery_;
+  // Instead of spool_ and delivery_ with several upstreams (exporter.endpoints
+  // or exporter.resolver): one exporter, queue and spool partition per member.
+  std::unique_ptr<delivery::LoadBalancer> balancer_;
   std::unique_ptr<batching::Batcher> batcher_;
   std::unique_ptr<sampling::Sampler> sampler_;  // null: pass-through
   std::unique_ptr<receivers::Ingest> ingest_;

@@ -5,22 +5,87 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace spanrelay::config {
 
 using Duration = std::chrono::milliseconds;
 
+// TLS versions a peer may negotiate at the least (min_version "1.2" | "1.3").
+enum class TlsVersion { kTls12, kTls13 };
+
+// receivers.otlp.{grpc,http}.tls: TLS on the TCP listener (not the Unix
+// socket). client_ca_file set = every client must present a certificate
+// signed by it (mTLS).
+struct ServerTlsConfig {
+  bool enabled = false;  // the tls section is present
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;  // empty = no client certificate asked for
+  TlsVersion min_version = TlsVersion::kTls12;
+};
+
+// exporter.tls: TLS to the upstream. Enabled for otlp_http by an https://
+// endpoint, for otlp_grpc by the tls section (unless insecure: true).
+struct ClientTlsConfig {
+  bool enabled = false;
+  bool insecure = false;  // as written: true = plaintext
+  std::string ca_file;    // empty = the system's trust store
+  std::string cert_file;  // client certificate (mTLS), with key_file
+  std::string key_file;
+  std::string server_name;  // empty = the endpoint's host (SNI and verification)
+  TlsVersion min_version = TlsVersion::kTls12;
+};
+
+// exporter.auth: credentials read from files that may be rotated while running.
+struct AuthConfig {
+  std::string bearer_token_file;  // empty = none; sent as "authorization: Bearer <token>"
+};
+
 struct ListenerConfig {
-  std::string endpoint;     // "host:port"; empty = TCP listener disabled
-  std::string unix_socket;  // absolute path; empty = Unix listener disabled
-  std::uint32_t unix_socket_mode = 0660;
+  std::string endpoint;                   // "host:port"; empty = TCP listener disabled
+  std::string unix_socket;                // absolute path; empty = Unix listener disabled
+  std::uint32_t unix_socket_mode = 0660;  // YAML: socket_mode (alias unix_socket_mode)
+  // Socket access (issue 7). socket_group: the Unix socket file's group, by
+  // name or gid ("" = leave it). allowed_uids / allowed_gids: the peer
+  // credentials (SO_PEERCRED) a Unix connection must have; empty = anyone.
+  // allowed_cidrs: the source addresses a TCP connection must come from.
+  std::string socket_group;
+  std::vector<std::uint32_t> allowed_uids;
+  std::vector<std::uint32_t> allowed_gids;
+  std::vector<std::string> allowed_cidrs{"127.0.0.0/8", "::1/128"};
+  ServerTlsConfig tls;  // TCP listener only
+
+  // A TCP listener on `endpoint` with every other setting at its default.
+  static ListenerConfig on(std::string endpoint) {
+    ListenerConfig listener;
+    listener.endpoint = std::move(endpoint);
+    return listener;
+  }
+};
+
+// receivers.otlp.* limits (issue 7): each refusal is counted (see README,
+// "Limits"). A value of 0 is never "unlimited" here: every limit is on.
+struct ReceiverLimitsConfig {
+  std::uint32_t max_decompression_ratio = 100;  // inflated bytes per byte sent
+  std::uint32_t max_spans_per_request = 100000;
+  std::uint32_t max_attributes_per_span = 1024;
+  std::uint64_t max_attribute_value_length = 256ull << 10;  // bytes of one string/bytes value
+  std::uint32_t max_anyvalue_depth = 16;                    // nesting of kvlist/array values
+  std::uint32_t max_connections = 1024;        // per receiver (its TCP and Unix listeners together)
+  std::uint32_t max_concurrent_streams = 100;  // per gRPC connection
+  std::uint64_t max_header_size = 16ull << 10;        // HTTP request line + headers
+  Duration read_timeout = std::chrono::seconds(30);   // per HTTP message; gRPC handshake
+  Duration idle_timeout = std::chrono::seconds(120);  // idle keep-alive connection
+  bool operator==(const ReceiverLimitsConfig&) const = default;
 };
 
 struct ReceiversConfig {
-  ListenerConfig grpc{"127.0.0.1:4317", "", 0660};
-  ListenerConfig http{"127.0.0.1:4318", "", 0660};
+  ListenerConfig grpc = ListenerConfig::on("127.0.0.1:4317");
+  ListenerConfig http = ListenerConfig::on("127.0.0.1:4318");
   std::uint64_t max_request_size = 4ull << 20;  // bytes, before and after decompression
+  ReceiverLimitsConfig limits;                  // YAML: directly under receivers.otlp
 };
 
 struct BatchConfig {
@@ -55,6 +120,27 @@ struct QueueConfig {
   SpoolConfig spool;
 };
 
+// Load balancing to a gateway tier (exporter.endpoints or exporter.resolver):
+// spans are routed by this key on a consistent-hash ring of the members.
+enum class RoutingKey { kTraceId, kService };
+
+// exporter.resolver.dns: the members are the A/AAAA records of `hostname`
+// (e.g. a Kubernetes headless Service), re-resolved every `interval`.
+struct DnsResolverConfig {
+  std::string hostname;    // empty = no resolver
+  std::uint16_t port = 0;  // set by the loader: given, or 4317 (otlp_grpc) / 4318 (otlp_http)
+  Duration interval = std::chrono::seconds(5);
+};
+
+// exporter.ejection: a member whose export attempts fail this many times in a
+// row leaves the ring for base_time, doubled at each ejection in a row up to
+// max_time; its batches go to the members that now own their keys.
+struct EjectionConfig {
+  std::uint32_t consecutive_failures = 5;
+  Duration base_time = std::chrono::seconds(30);
+  Duration max_time = std::chrono::minutes(5);
+};
+
 struct ExporterConfig {
   ExporterType type = ExporterType::kFile;
   std::string endpoint;  // otlp_grpc: host:port; otlp_http: http://host:port (/v1/traces appended)
@@ -65,6 +151,14 @@ struct ExporterConfig {
   std::uint32_t max_in_flight = 4;           // concurrent export requests
   RetryConfig retry;
   QueueConfig queue;
+  // Load balancing: `endpoints` (each normalized like `endpoint`) or a DNS
+  // resolver replace `endpoint`; with neither, `endpoint` is the one upstream.
+  std::vector<std::string> endpoints;
+  DnsResolverConfig dns;
+  RoutingKey routing_key = RoutingKey::kTraceId;
+  EjectionConfig ejection;
+  ClientTlsConfig tls;
+  AuthConfig auth;
 };
 
 // Tail sampling (issue: tail sampling with error-keep). Policies are
@@ -115,6 +209,43 @@ struct ServiceConfig {
   Duration shutdown_timeout = std::chrono::seconds(10);
 };
 
+// Data hygiene (issue 7): `redaction:` rewrites span, span event, span link
+// and resource attributes at ingest, before sampling and batching. Per
+// attribute, in this order: allow-list (when set, any other key is deleted),
+// delete, hash, mask. See README.md "Redaction".
+struct MaskRuleConfig {
+  // A built-in pattern ("card_number", "email", "pan_india", "aadhaar_like")
+  // or, when empty, `regex` (RE2 syntax, matched anywhere in a string value).
+  std::string pattern;
+  std::string regex;
+  // Literal for a built-in pattern; an RE2 rewrite string (\0..\9 name the
+  // groups) for a regex.
+  std::string replacement = "***";
+  bool operator==(const MaskRuleConfig&) const = default;
+};
+
+struct RedactionConfig {
+  bool enabled = false;  // the section is present
+  std::vector<std::string> allow_keys;
+  std::vector<std::string> allow_key_patterns;  // RE2, whole-key match
+  std::vector<std::string> delete_keys;
+  std::vector<std::string> delete_key_patterns;  // RE2, whole-key match
+  std::vector<std::string> hash_keys;
+  std::vector<std::string> hash_key_patterns;  // RE2, whole-key match
+  std::string hash_salt;                       // required when hashing
+  std::vector<MaskRuleConfig> mask;
+  bool operator==(const RedactionConfig&) const = default;
+};
+
+// `resource:` enrichment: attributes every ResourceSpans gets, in file order.
+// override=false inserts a key only where the resource lacks it; true
+// replaces it too (upsert). Applied after redaction.
+struct ResourceConfig {
+  std::vector<std::pair<std::string, std::string>> attributes;
+  bool override_existing = false;
+  bool operator==(const ResourceConfig&) const = default;
+};
+
 struct Config {
   std::string source;  // the file it was loaded from ("<defaults>" when none)
   ReceiversConfig receivers;
@@ -123,6 +254,8 @@ struct Config {
   ExporterConfig exporter;
   TelemetryConfig telemetry;
   ServiceConfig service;
+  RedactionConfig redaction;
+  ResourceConfig resource;
 };
 
 }  // namespace spanrelay::config

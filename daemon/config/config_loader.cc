@@ -16,8 +16,12 @@
 #include "daemon/config/endpoint.h"
 #include "daemon/config/expansion.h"
 #include "daemon/config/header_rules.h"
+#include "daemon/config/limits_section.h"
+#include "daemon/config/load_balancing_section.h"
 #include "daemon/config/otel_environment.h"
+#include "daemon/config/processing_section.h"
 #include "daemon/config/sampling_section.h"
+#include "daemon/config/tls_section.h"
 #include "daemon/config/yaml_reader.h"
 
 namespace spanrelay::config {
@@ -103,9 +107,12 @@ class Loader {
   void read_root(const YAML::Node& root, Config* config) {
     const Section top =
         reader_.open_map(root, root.Mark(), "",
-                         {"receivers", "sampling", "batch", "exporter", "telemetry", "service"});
+                         {"receivers", "sampling", "batch", "exporter", "telemetry", "service",
+                          "redaction", "resource"});
     read_receivers(top.get("receivers"), &config->receivers);
     read_sampling_section(reader_, top.get("sampling"), &config->sampling);
+    read_redaction_section(reader_, top.get("redaction"), &config->redaction);
+    read_resource_section(reader_, top.get("resource"), &config->resource);
     read_batch(top.get("batch"), &config->batch);
     const Field* exporter = top.get("exporter");
     if (exporter != nullptr) read_exporter(exporter, &config->exporter);
@@ -118,11 +125,16 @@ class Loader {
 
   void read_receivers(const Field* field, ReceiversConfig* out) {
     const Section receivers = reader_.open_map(field, {"otlp"});
-    const Section otlp =
-        reader_.open_map(receivers.get("otlp"), {"grpc", "http", "max_request_size"});
+    const Section otlp = reader_.open_map(
+        receivers.get("otlp"),
+        {"grpc", "http", "max_request_size", "max_decompression_ratio", "max_spans_per_request",
+         "max_attributes_per_span", "max_attribute_value_length", "max_anyvalue_depth",
+         "max_connections", "max_concurrent_streams", "max_header_size", "read_timeout",
+         "idle_timeout"});
     read_listener(otlp.get("grpc"), &out->grpc);
     read_listener(otlp.get("http"), &out->http);
     reader_.read_size(otlp, "max_request_size", &out->max_request_size, kKiB, kMaxRequestSizeLimit);
+    read_receiver_limits(reader_, otlp, &out->limits);  // limits_section.cc
   }
 
   // "" (or an empty value) disables a listener; an omitted key keeps the default.
@@ -137,9 +149,12 @@ class Loader {
   }
 
   void read_listener(const Field* field, ListenerConfig* out) {
-    const Section listener =
-        reader_.open_map(field, {"endpoint", "unix_socket", "unix_socket_mode"});
+    const Section listener = reader_.open_map(
+        field, {"endpoint", "unix_socket", "unix_socket_mode", "socket_mode", "socket_group",
+                "allowed_uids", "allowed_gids", "allowed_cidrs", "tls"});
     read_listen_endpoint(listener.get("endpoint"), &out->endpoint);
+    read_listener_tls(reader_, listener.get("tls"),
+                      field != nullptr && field->path == "receivers.otlp.grpc", &out->tls);
 
     const Field* socket = listener.get("unix_socket");
     if (const auto value = reader_.text(socket, "a path", Empty::kAllowed)) {
@@ -155,21 +170,7 @@ class Loader {
       out->unix_socket = *value;  // "" disables the Unix listener
     }
 
-    // Written "0660" or "660"; an unquoted 0660 is still text to yaml-cpp.
-    const Field* mode = listener.get("unix_socket_mode");
-    const std::string expected = "an octal file mode such as \"0660\"";
-    if (const auto value = reader_.text(mode, expected, Empty::kRejected)) {
-      std::uint32_t bits = 0;
-      bool valid = value->size() <= 4;
-      for (const char c : *value) {
-        if (c < '0' || c > '7') valid = false;
-        if (valid) bits = bits * 8 + static_cast<std::uint32_t>(c - '0');
-      }
-      if (!valid || bits > 0777) {
-        return reader_.fail(*mode, "expected " + expected + ", got " + quoted(*value));
-      }
-      out->unix_socket_mode = bits;
-    }
+    read_listener_access(reader_, listener, out);  // limits_section.cc
   }
 
   void read_batch(const Field* field, BatchConfig* out) {
@@ -196,7 +197,8 @@ class Loader {
   void read_exporter(const Field* field, ExporterConfig* out) {
     const Section exporter =
         reader_.open_map(field, {"type", "endpoint", "compression", "timeout", "headers", "path",
-                                 "max_in_flight", "retry", "queue"});
+                                 "max_in_flight", "retry", "queue", "endpoints", "resolver",
+                                 "routing_key", "ejection", "tls", "auth"});
     if (reader_.failed()) return;
     const Field* type = exporter.get("type");
     if (type == nullptr) {
@@ -206,7 +208,13 @@ class Loader {
     }
     reader_.read_choice(exporter, "type", kExporterTypes, &out->type);
     if (reader_.failed()) return;
-    read_destination(exporter, *type, out);
+    if (has_load_balanced_destination(exporter)) {
+      read_load_balanced_destination(reader_, exporter, *type, out);
+    } else {
+      read_destination(exporter, *type, out);
+    }
+    read_load_balancing_options(reader_, exporter, out);
+    read_exporter_transport_security(reader_, exporter, out);
 
     reader_.read_choice(exporter, "compression", kCompressions, &out->compression);
     const Field* compression = exporter.get("compression");

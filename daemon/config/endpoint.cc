@@ -115,18 +115,18 @@ Result<std::string> normalize_grpc_target(std::string_view text) {
 }
 
 Result<std::string> normalize_http_base_url(std::string_view text) {
-  constexpr std::string_view kHttp = "http://";
-  if (starts_with_ignoring_case(text, "https://")) return Error{std::string(kHttpsNotSupported)};
+  const bool https = starts_with_ignoring_case(text, "https://");
+  const std::string_view scheme = https ? "https://" : "http://";
   const auto url_hint = [&] {
     return Error{"expected a URL http://host:port[/path] such as http://collector:4318, got " +
                  quoted(text)};
   };
-  if (!starts_with_ignoring_case(text, kHttp)) return url_hint();
+  if (!starts_with_ignoring_case(text, scheme)) return url_hint();
   if (text.find_first_of("?#") != std::string_view::npos) {
     // Not echoed: a query string is where a token would hide.
     return Error{"query strings and fragments are not supported in the endpoint"};
   }
-  const std::string_view rest = text.substr(kHttp.size());
+  const std::string_view rest = text.substr(scheme.size());
   const std::string_view authority = rest.substr(0, rest.find('/'));
   std::string_view path = rest.substr(authority.size());
   if (authority.find('@') != std::string_view::npos) {
@@ -141,7 +141,7 @@ Result<std::string> normalize_http_base_url(std::string_view text) {
     return Error{"give the base URL without /v1/traces (the exporter appends it), got " +
                  quoted(text)};
   }
-  return "http://" + std::string(authority) + std::string(path);
+  return std::string(scheme) + std::string(authority) + std::string(path);
 }
 
 }  // namespace spanrelay::config

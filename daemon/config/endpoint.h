@@ -27,13 +27,15 @@ Result<HostPort> parse_host_port(std::string_view text, EndpointRole role);
 // stripped as the OpenTelemetry SDKs do. Returns "host:port".
 Result<std::string> normalize_grpc_target(std::string_view text);
 
-// The otlp_http upstream base URL "http://host:port[/prefix]"; the exporter
+// The otlp_http upstream base URL "http[s]://host:port[/prefix]"; the exporter
 // appends "/v1/traces" (OTLP spec, "OTLP/HTTP Request": the signal path is
-// added to a base endpoint). Returns it without a trailing '/'.
+// added to a base endpoint). https:// means TLS (exporter.tls). Returns it
+// with the scheme in lower case and without a trailing '/'.
 Result<std::string> normalize_http_base_url(std::string_view text);
 
-// The error text for https:// endpoints until TLS exists.
+// The error text for an https:// otlp_grpc endpoint: a gRPC target has no
+// scheme, and TLS is turned on by the exporter.tls section.
 inline constexpr std::string_view kHttpsNotSupported =
-    "https is not supported yet (TLS arrives with the transport-security work)";
+    "https:// is not a gRPC target; write host:port and add an exporter.tls section for TLS";
 
 }  // namespace spanrelay::config

@@ -18,33 +18,45 @@ constexpr const char* kFailed = "spanrelay_exporter_failed_requests_total";
 constexpr const char* kFailedHelp =
     "Export attempts that failed, by gRPC status name or HTTP code.";
 using Clock = std::chrono::steady_clock;
+
+telemetry::Labels with_label(telemetry::Labels labels, std::string key, std::string value) {
+  labels.emplace_back(std::move(key), std::move(value));
+  return labels;
+}
 }  // namespace
 
 DeliveryQueue::DeliveryQueue(std::shared_ptr<exporters::Exporter> exporter,
                              const config::ExporterConfig& config, MemoryBudget& budget,
-                             telemetry::Registry& metrics, Spool* spool)
+                             telemetry::Registry& metrics, Spool* spool,
+                             DeliveryQueueOptions options)
     : exporter_(std::move(exporter)),
       config_(config),
+      options_(std::move(options)),
       budget_(budget),
       metrics_(metrics),
       spool_(spool),
       sent_spans_(metrics.counter("spanrelay_exporter_sent_spans_total",
-                                  "Spans the upstream acknowledged.")),
+                                  "Spans the upstream acknowledged.", options_.labels)),
       sent_requests_(metrics.counter("spanrelay_exporter_sent_requests_total",
-                                     "Export requests the upstream acknowledged.")),
+                                     "Export requests the upstream acknowledged.",
+                                     options_.labels)),
       retries_(metrics.counter("spanrelay_exporter_retries_total",
-                               "Export attempts that were retries of a failed attempt.")),
+                               "Export attempts that were retries of a failed attempt.",
+                               options_.labels)),
       spooled_batches_(metrics.counter("spanrelay_spool_appended_batches_total",
-                                       "Batches written to the disk spool.")),
+                                       "Batches written to the disk spool.", options_.labels)),
       pending_spans_(metrics.gauge(kQueueSpans, kQueueSpansHelp)),
-      export_seconds_(metrics.histogram("spanrelay_export_seconds",
-                                        "Duration of one export attempt to the upstream.",
-                                        {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30})),
+      export_seconds_(metrics.histogram(
+          "spanrelay_export_seconds", "Duration of one export attempt to the upstream.",
+          {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30}, options_.labels)),
       shared_policy_(config.retry, std::random_device{}()) {
   for (const char* reason : {"retry_exhausted", "non_retryable", "upstream_rejected",
                              "shutdown_timeout", "spool_full", "spool_corrupt"}) {
     dropped(reason);
   }
+  // A load-balanced member's owner registers its gauges: they must outlive
+  // the member, which a resolver may remove while the registry lives on.
+  if (!options_.labels.empty()) return;
   metrics.callback_gauge("spanrelay_queue_bytes",
                          "Bytes of accepted spans held in memory (open batch and queue).",
                          [&budget] { return static_cast<double>(budget.used()); });
@@ -76,7 +88,7 @@ telemetry::Counter& DeliveryQueue::dropped(const std::string& reason) {
 }
 
 telemetry::Counter& DeliveryQueue::failed(const std::string& code) {
-  return metrics_.counter(kFailed, kFailedHelp, {{"code", code}});
+  return metrics_.counter(kFailed, kFailedHelp, with_label(options_.labels, "code", code));
 }
 
 void DeliveryQueue::start() {
@@ -88,6 +100,7 @@ void DeliveryQueue::start() {
 }
 
 void DeliveryQueue::push(batching::Batch&& batch) {
+  if (try_give_back(batch)) return;
   if (spool_) {
     bool to_spool = false;
     {
@@ -142,15 +155,62 @@ std::uint64_t DeliveryQueue::queued_batches() const {
   return queue_.size();
 }
 
-void DeliveryQueue::shutdown(Clock::time_point deadline) {
-  std::vector<std::thread> workers;
+std::uint64_t DeliveryQueue::queued_bytes() const {
+  std::lock_guard lock(mutex_);
+  return queued_bytes_;
+}
+
+void DeliveryQueue::suspend() {
+  {
+    std::lock_guard lock(mutex_);
+    suspended_ = true;
+  }
+  wake_.notify_all();  // retry waits end early and give their batch back
+}
+
+void DeliveryQueue::resume() {
+  {
+    std::lock_guard lock(mutex_);
+    suspended_ = false;
+  }
+  wake_.notify_all();
+}
+
+bool DeliveryQueue::suspended() const {
+  std::lock_guard lock(mutex_);
+  return suspended_;
+}
+
+std::vector<batching::Batch> DeliveryQueue::take_queued() {
+  std::lock_guard lock(mutex_);
+  std::vector<batching::Batch> taken(std::make_move_iterator(queue_.begin()),
+                                     std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  queued_bytes_ = 0;
+  return taken;
+}
+
+bool DeliveryQueue::try_give_back(batching::Batch& batch) {
+  if (!options_.give_back || !suspended()) return false;
+  return options_.give_back(batch);
+}
+
+void DeliveryQueue::begin_shutdown(Clock::time_point deadline) {
   {
     std::lock_guard lock(mutex_);
     if (!draining_) deadline_ = deadline;
     draining_ = true;
-    workers.swap(workers_);
   }
   wake_.notify_all();
+}
+
+void DeliveryQueue::shutdown(Clock::time_point deadline) {
+  begin_shutdown(deadline);
+  std::vector<std::thread> workers;
+  {
+    std::lock_guard lock(mutex_);
+    workers.swap(workers_);
+  }
   for (auto& worker : workers) worker.join();
   // What is left (the deadline passed, or no worker ever ran) goes to the
   // spool, or without one is gone for good.
@@ -161,6 +221,7 @@ void DeliveryQueue::shutdown(Clock::time_point deadline) {
     queued_bytes_ = 0;
   }
   for (auto& batch : left) {
+    if (try_give_back(batch)) continue;
     if (!(spool_ && spill(batch))) drop(batch, "shutdown_timeout");
   }
 }
@@ -173,6 +234,11 @@ void DeliveryQueue::worker_loop(unsigned index) {
       for (;;) {
         const auto now = Clock::now();
         if (draining_ && (queue_.empty() || now >= deadline_)) return;
+        // Out of the ring: whatever arrives is given back by push().
+        if (suspended_ && !draining_) {
+          wake_.wait(lock);
+          continue;
+        }
         // While the upstream fails (spool mode), nobody sends until the back-off ends.
         if (now < backoff_until_ && !draining_) {
           wake_.wait_until(lock, backoff_until_);
@@ -215,6 +281,7 @@ DeliveryQueue::Attempt DeliveryQueue::attempt(std::string_view request, std::uin
         static_cast<std::uint64_t>(std::clamp<std::int64_t>(result.rejected_spans, 0, spans));
     sent_spans_.add(spans - rejected);
     sent_requests_.add();
+    if (health_failures_.exchange(0) > 0 && options_.on_recovered) options_.on_recovered();
     if (rejected > 0) {
       if (auto suppressed = log_limiter_.allow("rejected")) {
         spdlog::warn("upstream rejected {} of {} spans: {} ({} similar suppressed)", rejected,
@@ -236,6 +303,8 @@ DeliveryQueue::Attempt DeliveryQueue::attempt(std::string_view request, std::uin
     return Attempt::kDone;
   }
   retry_after = result.retry_after;
+  const unsigned in_a_row = health_failures_.fetch_add(1) + 1;
+  if (options_.on_failure) options_.on_failure(in_a_row);
   return Attempt::kRetryLater;
 }
 
@@ -277,20 +346,25 @@ void DeliveryQueue::deliver_spooled(SpoolRecord& record) {
   note_failure(result);
 }
 
-bool DeliveryQueue::wait_before_retry(std::chrono::milliseconds delay) {
+DeliveryQueue::Wait DeliveryQueue::wait_before_retry(std::chrono::milliseconds delay,
+                                                     bool wake_on_suspend) {
   std::unique_lock lock(mutex_);
   const auto until = Clock::now() + delay;
-  // Shutdown wakes us so that a long back-off does not outlive the deadline.
+  // Shutdown wakes us so that a long back-off does not outlive the deadline;
+  // suspension, so that the batch goes to the member that now owns its keys.
+  const bool can_give_back = wake_on_suspend && static_cast<bool>(options_.give_back);
   while (Clock::now() < until) {
-    if (draining_ && Clock::now() >= deadline_) return false;
+    if (draining_ && Clock::now() >= deadline_) return Wait::kDeadlinePassed;
+    if (suspended_ && can_give_back) return Wait::kSuspended;
     wake_.wait_until(lock, draining_ ? std::min(until, deadline_) : until);
   }
-  return !(draining_ && Clock::now() >= deadline_);
+  return draining_ && Clock::now() >= deadline_ ? Wait::kDeadlinePassed : Wait::kRetry;
 }
 
 void DeliveryQueue::deliver(batching::Batch& batch, unsigned worker_index) {
   RetryPolicy policy(config_.retry, std::random_device{}() ^ (std::uint64_t{worker_index} << 32));
   const auto first_attempt = Clock::now();
+  bool give_back_refused = false;  // the balancer is shutting down: retry here
   for (unsigned n = 0;; ++n) {
     if (n > 0) retries_.add();
     std::optional<std::chrono::milliseconds> retry_after;
@@ -299,6 +373,8 @@ void DeliveryQueue::deliver(batching::Batch& batch, unsigned worker_index) {
       finish(batch);
       return;
     }
+    // Ejected from the ring: another member owns these keys now.
+    if (try_give_back(batch)) return;
     if (spool_) {
       // The spool keeps it while the upstream recovers; this worker is free.
       note_failure(result);
@@ -320,7 +396,15 @@ void DeliveryQueue::deliver(batching::Batch& batch, unsigned worker_index) {
       spdlog::warn("export failed ({}: {}), retry {} in {} ms ({} similar suppressed)", result.code,
                    result.message, n + 1, delay->count(), *suppressed);
     }
-    if (!wait_before_retry(*delay)) {
+    const Wait waited = wait_before_retry(*delay, !give_back_refused);
+    if (waited == Wait::kSuspended) {
+      if (try_give_back(batch)) return;
+      give_back_refused = true;
+    }
+    if (waited == Wait::kDeadlinePassed) {
+      // A member leaving the balancer ends with a deadline of "now": its
+      // batches go back to the balancer rather than to the spool or the floor.
+      if (try_give_back(batch)) return;
       if (!(spool_ && spill(batch))) drop(batch, "shutdown_timeout");
       return;
     }

@@ -6,10 +6,12 @@
 // and are replayed from it, after a restart too. A batch leaves only when the
 // upstream acknowledged it or when it is lost for good, and then it is
 // counted with a reason: a retried batch is not a dropped batch.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,11 +30,33 @@
 
 namespace spanrelay::delivery {
 
+// What a load balancer needs from the queue of one of its members; the one
+// upstream of a plain relay leaves it all empty.
+struct DeliveryQueueOptions {
+  // Labels of this queue's own series (sent spans and requests, retries,
+  // failed requests, export time, spooled batches), e.g. {endpoint="..."}.
+  // A labelled queue registers no gauges: the owner registers per-member ones.
+  // dropped{reason} and spanrelay_queue_spans stay shared and unlabelled.
+  telemetry::Labels labels;
+  // Health, called without locks held: after each retryable failed attempt
+  // with the number of such attempts in a row, and after the first success
+  // that ends such a run. (A permanent refusal is an answer: it counts as
+  // neither.)
+  std::function<void(unsigned consecutive_failures)> on_failure;
+  std::function<void()> on_recovered;
+  // While the queue is suspended (its member left the ring), a batch that
+  // failed an attempt or is waiting to retry is offered here instead of being
+  // retried or spooled. Returning true takes it, with its memory reservation
+  // and its share of spanrelay_queue_spans; false leaves it to this queue.
+  std::function<bool(batching::Batch& batch)> give_back;
+};
+
 class DeliveryQueue {
  public:
   // `spool` may be null (memory queue only); it must outlive the queue.
   DeliveryQueue(std::shared_ptr<exporters::Exporter> exporter, const config::ExporterConfig& config,
-                MemoryBudget& budget, telemetry::Registry& metrics, Spool* spool);
+                MemoryBudget& budget, telemetry::Registry& metrics, Spool* spool,
+                DeliveryQueueOptions options = {});
   ~DeliveryQueue();
 
   void start();
@@ -45,8 +69,24 @@ class DeliveryQueue {
   // then goes to the spool, or without one is dropped with reason
   // shutdown_timeout. Safe twice and without start().
   void shutdown(std::chrono::steady_clock::time_point deadline);
+  // The first half of shutdown(): workers finish the memory queue until
+  // `deadline` and then stop; returns at once. Lets several queues drain in
+  // parallel before each one's shutdown() joins.
+  void begin_shutdown(std::chrono::steady_clock::time_point deadline);
 
   std::uint64_t queued_batches() const;
+  std::uint64_t queued_bytes() const;
+
+  // Load balancing. Suspended: workers take nothing from the memory queue or
+  // the spool, a pushed batch is given back at once (options.give_back), and
+  // attempts in flight give their batch back when they fail. Resumed: back to
+  // normal. Safe to call at any time and repeatedly.
+  void suspend();
+  void resume();
+  bool suspended() const;
+  // Takes every batch waiting in the memory queue (not those in flight); the
+  // caller takes over their memory reservations and pending span counts.
+  std::vector<batching::Batch> take_queued();
 
   // Reload: the next export attempt uses this exporter (new endpoint,
   // headers, timeout, compression); attempts in flight finish on the old one.
@@ -68,9 +108,12 @@ class DeliveryQueue {
   void note_success();
   void drop(const batching::Batch& batch, const std::string& reason);
   void finish(const batching::Batch& batch);
-  // Waits up to `delay` unless shutdown's deadline passes first; false when
-  // the deadline has passed.
-  bool wait_before_retry(std::chrono::milliseconds delay);
+  enum class Wait { kRetry, kDeadlinePassed, kSuspended };
+  // Waits up to `delay` unless shutdown's deadline passes first or the queue
+  // is suspended with somewhere to give batches back to.
+  Wait wait_before_retry(std::chrono::milliseconds delay, bool wake_on_suspend);
+  // Offers the batch to options_.give_back while suspended; true when taken.
+  bool try_give_back(batching::Batch& batch);
   telemetry::Counter& dropped(const std::string& reason);
   telemetry::Counter& failed(const std::string& code);
 
@@ -79,6 +122,7 @@ class DeliveryQueue {
   mutable std::mutex exporter_mutex_;
   std::shared_ptr<exporters::Exporter> exporter_;
   config::ExporterConfig config_;
+  DeliveryQueueOptions options_;
   MemoryBudget& budget_;
   telemetry::Registry& metrics_;
   Spool* spool_;
@@ -100,6 +144,10 @@ class DeliveryQueue {
   // and new batches go straight to the spool.
   std::chrono::steady_clock::time_point backoff_until_{};
   unsigned consecutive_failures_ = 0;
+  bool suspended_ = false;
+  // Retryable failures in a row, for options_.on_failure (memory and spool
+  // attempts alike, unlike consecutive_failures_).
+  std::atomic<unsigned> health_failures_{0};
   RetryPolicy shared_policy_;
   std::vector<std::thread> workers_;
   // An upstream outage fails every attempt: one line per kind per 10 s.

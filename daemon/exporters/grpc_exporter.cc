@@ -6,6 +6,7 @@
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/support/slice.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
@@ -179,27 +180,6 @@ ExportResult classify_grpc_outcome(const grpc::Status& status, std::string_view 
   return result;
 }
 
-Result<std::unique_ptr<GrpcExporter>> GrpcExporter::create(const config::ExporterConfig& config) {
-  if (config.endpoint.empty()) return Error{"exporter.endpoint: required for otlp_grpc"};
-  if (config.endpoint.rfind("https://", 0) == 0) {
-    return Error{"exporter.endpoint: TLS (https://) is not supported by the otlp_grpc exporter"};
-  }
-  if (config.compression == config::Compression::kZstd) {
-    return Error{
-        "exporter.compression: zstd is not available over OTLP/gRPC in gRPC C++ (use gzip or "
-        "none, or otlp_http for zstd)"};
-  }
-  std::vector<std::pair<std::string, std::string>> metadata;
-  for (const auto& [name, value] : config.headers) {
-    std::string key = name;
-    std::transform(key.begin(), key.end(), key.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (auto valid = validate_metadata(key, value); !valid) return valid.error();
-    metadata.emplace_back(std::move(key), value);
-  }
-  return std::unique_ptr<GrpcExporter>(new GrpcExporter(config, std::move(metadata)));
-}
-
 namespace {
 
 // Accepts "http://host:port" as well (the form OTEL_EXPORTER_OTLP_ENDPOINT
@@ -212,8 +192,15 @@ std::string grpc_target(const std::string& endpoint) {
   return target;
 }
 
-std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint) {
+Result<std::shared_ptr<grpc::Channel>> make_channel(const config::ExporterConfig& config) {
+  auto credentials = grpc_channel_credentials(config.tls);
+  if (!credentials) return credentials.error();
   grpc::ChannelArguments args;
+  if (config.tls.enabled && !config.tls.server_name.empty()) {
+    // SNI and the name the certificate is checked against (members found by
+    // DNS are dialled by address, yet their certificates name the service).
+    args.SetSslTargetNameOverride(config.tls.server_name);
+  }
   // Retries belong to the delivery stage (backoff, spool, accounting); a
   // second, hidden retry layer would multiply attempts.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
@@ -222,33 +209,117 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint) {
   // the upstream is back, so the channel retries the connection sooner.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   args.SetString(GRPC_ARG_PRIMARY_USER_AGENT_STRING, "spanrelay/" SPANRELAY_VERSION);
-  return grpc::CreateCustomChannel(grpc_target(endpoint), grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(grpc_target(config.endpoint), credentials.value(), args);
 }
 
 }  // namespace
 
+Result<std::unique_ptr<GrpcExporter>> GrpcExporter::create(const config::ExporterConfig& config) {
+  if (config.endpoint.empty()) return Error{"exporter.endpoint: required for otlp_grpc"};
+  if (config.endpoint.rfind("https://", 0) == 0) {
+    return Error{
+        "exporter.endpoint: an otlp_grpc endpoint is host:port; TLS is turned on by "
+        "exporter.tls"};
+  }
+  if (config.compression == config::Compression::kZstd) {
+    return Error{
+        "exporter.compression: zstd is not available over OTLP/gRPC in gRPC C++ (use gzip or "
+        "none, or otlp_http for zstd)"};
+  }
+  std::vector<std::pair<std::string, std::string>> metadata;
+  for (const auto& [name, value] : config.headers) {
+    std::string key = name;
+    std::transform(key.begin(), key.end(), key.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (auto valid = validate_metadata(key, value); !valid) return valid.error();
+    if (key == "authorization" && !config.auth.bearer_token_file.empty()) {
+      return Error{"exporter.headers: authorization is set by exporter.auth.bearer_token_file"};
+    }
+    metadata.emplace_back(std::move(key), value);
+  }
+  std::unique_ptr<BearerToken> token;
+  if (!config.auth.bearer_token_file.empty()) {
+    auto opened = BearerToken::open(config.auth.bearer_token_file);
+    if (!opened) return opened.error();
+    token = std::move(opened).value();
+  }
+  auto channel = make_channel(config);
+  if (!channel) return channel.error();
+  return std::unique_ptr<GrpcExporter>(
+      new GrpcExporter(config, std::move(metadata),
+                       std::make_shared<Connection>(std::move(channel).value()), std::move(token)));
+}
+
+Result<std::shared_ptr<grpc::ChannelCredentials>> grpc_channel_credentials(
+    const config::ClientTlsConfig& tls) {
+  if (!tls.enabled) return grpc::InsecureChannelCredentials();
+  auto material = read_client_tls_material(tls);
+  if (!material) return material.error();
+  grpc::SslCredentialsOptions options;
+  // Empty root certificates: gRPC's default trust store.
+  options.pem_root_certs = std::move(material.value().ca_pem);
+  options.pem_cert_chain = std::move(material.value().cert_pem);
+  options.pem_private_key = std::move(material.value().key_pem);
+  auto credentials = grpc::SslCredentials(options);
+  if (!credentials) return Error{"exporter.tls: gRPC refused the TLS settings"};
+  return credentials;
+}
+
 GrpcExporter::GrpcExporter(const config::ExporterConfig& config,
-                           std::vector<std::pair<std::string, std::string>> metadata)
+                           std::vector<std::pair<std::string, std::string>> metadata,
+                           std::shared_ptr<Connection> connection,
+                           std::unique_ptr<BearerToken> token)
     : endpoint_(config.endpoint),
       gzip_(config.compression == config::Compression::kGzip),
       timeout_(config.timeout),
       metadata_(std::move(metadata)),
-      channel_(make_channel(config.endpoint)),
-      stub_(channel_) {}
+      tls_(config.tls),
+      token_(std::move(token)),
+      connection_(std::move(connection)) {
+  if (tls_.enabled && !client_tls_files(tls_).empty()) {
+    tls_watch_ = std::make_unique<FileWatch>(client_tls_files(tls_), kCredentialCheckInterval);
+  }
+}
+
+std::shared_ptr<GrpcExporter::Connection> GrpcExporter::current_connection() {
+  if (tls_watch_ && tls_watch_->poll()) {
+    config::ExporterConfig settings;
+    settings.endpoint = endpoint_;
+    settings.tls = tls_;
+    auto channel = make_channel(settings);
+    if (channel) {
+      spdlog::info("exporter.tls: certificate files changed; new connections to {} use them",
+                   endpoint_);
+      auto fresh = std::make_shared<Connection>(std::move(channel).value());
+      std::lock_guard lock(connection_mutex_);
+      connection_ = std::move(fresh);
+    } else {
+      // Often a rotation caught half-way (the certificate written, not yet
+      // the key): keep the working channel and look again soon.
+      spdlog::warn("{}; keeping the current TLS settings", channel.error().message);
+      tls_watch_->retry_later();
+    }
+  }
+  std::lock_guard lock(connection_mutex_);
+  return connection_;
+}
 
 ExportResult GrpcExporter::export_request(std::string_view request, std::uint32_t /*span_count*/) {
+  const std::shared_ptr<Connection> connection = current_connection();
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout_);
   if (gzip_) context.set_compression_algorithm(GRPC_COMPRESS_GZIP);
   for (const auto& [key, value] : metadata_) context.AddMetadata(key, value);
+  if (token_) context.AddMetadata("authorization", token_->header_value());
 
   grpc::Slice slice(request.data(), request.size());  // copies: the call may outlive a cancel
   const grpc::ByteBuffer request_buffer(&slice, 1);
   grpc::ByteBuffer response_buffer;
   std::promise<grpc::Status> done;
   auto finished = done.get_future();
-  stub_.UnaryCall(&context, kExportMethod, grpc::StubOptions(), &request_buffer, &response_buffer,
-                  [&done](grpc::Status status) { done.set_value(std::move(status)); });
+  connection->stub.UnaryCall(&context, kExportMethod, grpc::StubOptions(), &request_buffer,
+                             &response_buffer,
+                             [&done](grpc::Status status) { done.set_value(std::move(status)); });
   if (finished.wait_for(timeout_ + kCompletionSlack) != std::future_status::ready) {
     context.TryCancel();
   }
@@ -259,7 +330,14 @@ ExportResult GrpcExporter::export_request(std::string_view request, std::uint32_
 }
 
 std::string GrpcExporter::describe() const {
-  return "otlp_grpc " + endpoint_ + (gzip_ ? " gzip" : " none");
+  std::string text = "otlp_grpc " + endpoint_ + (gzip_ ? " gzip" : " none");
+  if (tls_.enabled) {
+    text += " tls";
+    if (!tls_.cert_file.empty()) text += "+client-cert";
+  }
+  // The token file's path only: the token itself is never shown.
+  if (token_) text += " bearer_token_file=" + token_->path();
+  return text;
 }
 
 }  // namespace spanrelay::exporters

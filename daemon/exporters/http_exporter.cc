@@ -1,13 +1,19 @@
 #include "daemon/exporters/http_exporter.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
@@ -136,15 +142,13 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(
 }  // namespace
 
 Result<HttpEndpoint> parse_http_endpoint(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.rfind("https://", 0) == 0) {
-    return Error{"exporter.endpoint: TLS (https://) is not supported by the otlp_http exporter"};
+  const bool https = url.rfind("https://", 0) == 0;
+  const std::string_view scheme = https ? "https://" : "http://";
+  if (url.rfind(scheme, 0) != 0) {
+    return Error{"exporter.endpoint: expected http[s]://host:port[/path], got '" +
+                 std::string(url) + "'"};
   }
-  if (url.rfind(kScheme, 0) != 0) {
-    return Error{"exporter.endpoint: expected http://host:port[/path], got '" + std::string(url) +
-                 "'"};
-  }
-  std::string_view rest = url.substr(kScheme.size());
+  std::string_view rest = url.substr(scheme.size());
   const auto path_start = rest.find_first_of("/?#");
   std::string_view authority = rest.substr(0, path_start);
   std::string_view path = path_start == std::string_view::npos ? "" : rest.substr(path_start);
@@ -152,6 +156,7 @@ Result<HttpEndpoint> parse_http_endpoint(std::string_view url) {
     return Error{"exporter.endpoint: credentials in the URL are not supported (use headers)"};
   }
   HttpEndpoint endpoint;
+  endpoint.https = https;
   endpoint.host_header = std::string(authority);
   std::string_view port;
   if (!authority.empty() && authority.front() == '[') {  // IPv6 literal
@@ -171,7 +176,7 @@ Result<HttpEndpoint> parse_http_endpoint(std::string_view url) {
   if (endpoint.host.empty())
     return Error{"exporter.endpoint: missing host in '" + std::string(url) + "'"};
   if (port.empty()) {
-    port = "80";  // RFC 9110 4.2.1: the default port of the http scheme
+    port = https ? "443" : "80";  // RFC 9110 4.2.1 and 4.2.2: the schemes' default ports
   } else {
     unsigned number = 0;
     const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), number);
@@ -211,12 +216,28 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
   return std::chrono::ceil<std::chrono::milliseconds>(*date - now);
 }
 
-// One kept-alive TCP connection with its own io_context: every blocking step
-// is an async operation run to completion on this context, so that the
-// stream's expiry bounds connect, write and read alike.
+// One kept-alive TCP (or TLS over TCP) connection with its own io_context:
+// every blocking step is an async operation run to completion on this
+// context, so that the stream's expiry bounds connect, handshake, write and
+// read alike.
 struct HttpConnection {
+  explicit HttpConnection(std::shared_ptr<asio::ssl::context> context)
+      : tls_context(std::move(context)) {
+    if (tls_context) {
+      secure.emplace(io, *tls_context);
+    } else {
+      plain.emplace(io);
+    }
+  }
+  beast::tcp_stream& stream() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+
   asio::io_context io{1};
-  beast::tcp_stream stream{io};
+  // Kept alive by the connection: a rotation swaps the exporter's context
+  // while this connection may still be using this one.
+  std::shared_ptr<asio::ssl::context> tls_context;
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  bool handshake_done = false;
   beast::flat_buffer buffer;
 
   template <class Start>
@@ -303,7 +324,46 @@ ExportResult classify_response(const Response& response) {
 
 bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
 
-Exchange exchange(HttpConnection& connection, const HttpEndpoint& endpoint, const Request& request,
+// Name checks by OpenSSL during the handshake: the certificate must name the
+// host (DNS name) or carry the address (IP literal, for which SNI is not sent:
+// RFC 6066 3 allows host names only).
+beast::error_code prepare_tls(SSL* ssl, const std::string& name) {
+  boost::system::error_code not_an_address;
+  (void)asio::ip::make_address(name, not_an_address);
+  const bool is_address = !not_an_address;
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  const int ok = is_address ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
+                            : (SSL_set_tlsext_host_name(ssl, name.c_str()) == 1 &&
+                               SSL_set1_host(ssl, name.c_str()) == 1);
+  if (ok != 1) return asio::error::invalid_argument;
+  return {};
+}
+
+template <class Stream>
+Exchange write_and_read(HttpConnection& connection, Stream& stream, const Request& request,
+                        std::chrono::steady_clock::time_point deadline, Exchange outcome) {
+  auto fail = [&outcome](const beast::error_code& ec, std::string_view stage) {
+    outcome.failure = is_timeout(ec) ? FailureKind::kTimeout : FailureKind::kConnection;
+    outcome.message = std::string(stage) + ": " + ec.message();
+    return std::move(outcome);
+  };
+  connection.stream().expires_at(deadline);
+  beast::error_code ec =
+      connection.run([&](auto handler) { http::async_write(stream, request, handler); });
+  if (ec) return fail(ec, "write");
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(kMaxResponseBody);
+  ec = connection.run(
+      [&](auto handler) { http::async_read(stream, connection.buffer, parser, handler); });
+  outcome.got_response_bytes = parser.got_some();
+  if (ec) return fail(ec, "read");
+  connection.stream().expires_never();
+  outcome.response = parser.release();
+  return outcome;
+}
+
+Exchange exchange(HttpConnection& connection, const HttpEndpoint& endpoint,
+                  const std::string& tls_name, const Request& request,
                   std::chrono::steady_clock::time_point deadline) {
   Exchange outcome;
   auto fail = [&outcome](const beast::error_code& ec, std::string_view stage) {
@@ -311,7 +371,7 @@ Exchange exchange(HttpConnection& connection, const HttpEndpoint& endpoint, cons
     outcome.message = std::string(stage) + ": " + ec.message();
     return std::move(outcome);
   };
-  auto& stream = connection.stream;
+  auto& stream = connection.stream();
   if (!stream.socket().is_open()) {
     // getaddrinfo cannot be cancelled; the system resolver's own timeouts
     // bound it. Numeric hosts resolve without a lookup.
@@ -325,43 +385,124 @@ Exchange exchange(HttpConnection& connection, const HttpEndpoint& endpoint, cons
     if (ec) return fail(ec, "connect");
     stream.socket().set_option(tcp::no_delay(true), ec);
   }
-  stream.expires_at(deadline);
-  beast::error_code ec =
-      connection.run([&](auto handler) { http::async_write(stream, request, handler); });
-  if (ec) return fail(ec, "write");
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(kMaxResponseBody);
-  ec = connection.run(
-      [&](auto handler) { http::async_read(stream, connection.buffer, parser, handler); });
-  outcome.got_response_bytes = parser.got_some();
-  if (ec) return fail(ec, "read");
-  stream.expires_never();
-  outcome.response = parser.release();
-  return outcome;
+  if (!connection.secure)
+    return write_and_read(connection, *connection.plain, request, deadline, std::move(outcome));
+  if (!connection.handshake_done) {
+    auto& secure = *connection.secure;
+    if (auto ec = prepare_tls(secure.native_handle(), tls_name)) return fail(ec, "tls setup");
+    stream.expires_at(deadline);
+    const beast::error_code ec = connection.run(
+        [&](auto handler) { secure.async_handshake(asio::ssl::stream_base::client, handler); });
+    if (ec) return fail(ec, "tls handshake");
+    connection.handshake_done = true;
+  }
+  return write_and_read(connection, *connection.secure, request, deadline, std::move(outcome));
 }
 
 }  // namespace
+
+Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(
+    const config::ClientTlsConfig& tls) {
+  auto material = read_client_tls_material(tls);
+  if (!material) return material.error();
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  const auto failed = [](std::string_view setting, const beast::error_code& ec) {
+    return Error{"exporter.tls." + std::string(setting) + ": " + ec.message()};
+  };
+  beast::error_code ec;
+  context->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                           asio::ssl::context::no_sslv3 | asio::ssl::context::no_compression,
+                       ec);
+  const int min_version =
+      tls.min_version == config::TlsVersion::kTls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
+  if (SSL_CTX_set_min_proto_version(context->native_handle(), min_version) != 1) {
+    return Error{"exporter.tls.min_version: not supported by this OpenSSL"};
+  }
+  context->set_verify_mode(asio::ssl::verify_peer, ec);
+  if (material.value().ca_pem.empty()) {
+    context->set_default_verify_paths(ec);
+    if (ec) return failed("ca_file (system trust store)", ec);
+  } else {
+    context->add_certificate_authority(asio::buffer(material.value().ca_pem), ec);
+    if (ec) return failed("ca_file", ec);
+  }
+  if (!material.value().cert_pem.empty()) {
+    context->use_certificate_chain(asio::buffer(material.value().cert_pem), ec);
+    if (ec) return failed("cert_file", ec);
+    context->use_private_key(asio::buffer(material.value().key_pem), asio::ssl::context::pem, ec);
+    if (ec) return failed("key_file", ec);
+    if (SSL_CTX_check_private_key(context->native_handle()) != 1) {
+      return Error{"exporter.tls.key_file: does not match exporter.tls.cert_file"};
+    }
+  }
+  return context;
+}
 
 Result<std::unique_ptr<HttpExporter>> HttpExporter::create(const config::ExporterConfig& config) {
   auto endpoint = parse_http_endpoint(config.endpoint);
   if (!endpoint) return endpoint.error();
   for (const auto& [name, value] : config.headers) {
     if (auto valid = validate_header(name, value); !valid) return valid.error();
+    if (lowercase(name) == "authorization" && !config.auth.bearer_token_file.empty()) {
+      return Error{"exporter.headers: authorization is set by exporter.auth.bearer_token_file"};
+    }
   }
   Codec codec = Codec::kIdentity;
   if (config.compression == config::Compression::kGzip) codec = Codec::kGzip;
   if (config.compression == config::Compression::kZstd) codec = Codec::kZstd;
-  return std::unique_ptr<HttpExporter>(
-      new HttpExporter(config, std::move(endpoint).value(), codec));
+  // https:// always means TLS, also when the config did not come through the
+  // loader (which sets tls.enabled for it).
+  std::shared_ptr<asio::ssl::context> tls_context;
+  if (config.tls.enabled || endpoint.value().https) {
+    auto made = make_client_tls_context(config.tls);
+    if (!made) return made.error();
+    tls_context = std::move(made).value();
+  }
+  std::unique_ptr<BearerToken> token;
+  if (!config.auth.bearer_token_file.empty()) {
+    auto opened = BearerToken::open(config.auth.bearer_token_file);
+    if (!opened) return opened.error();
+    token = std::move(opened).value();
+  }
+  return std::unique_ptr<HttpExporter>(new HttpExporter(config, std::move(endpoint).value(), codec,
+                                                        std::move(tls_context), std::move(token)));
 }
 
-HttpExporter::HttpExporter(const config::ExporterConfig& config, HttpEndpoint endpoint, Codec codec)
+HttpExporter::HttpExporter(const config::ExporterConfig& config, HttpEndpoint endpoint, Codec codec,
+                           std::shared_ptr<asio::ssl::context> tls_context,
+                           std::unique_ptr<BearerToken> token)
     : endpoint_(std::move(endpoint)),
       url_(config.endpoint),
       codec_(codec),
       timeout_(config.timeout),
       headers_(config.headers.begin(), config.headers.end()),
-      max_idle_(std::max<std::size_t>(config.max_in_flight, 1)) {}
+      max_idle_(std::max<std::size_t>(config.max_in_flight, 1)),
+      tls_(config.tls),
+      tls_server_name_(config.tls.server_name.empty() ? endpoint_.host : config.tls.server_name),
+      token_(std::move(token)),
+      tls_context_(std::move(tls_context)) {
+  if (tls_context_ && !client_tls_files(tls_).empty()) {
+    tls_watch_ = std::make_unique<FileWatch>(client_tls_files(tls_), kCredentialCheckInterval);
+  }
+}
+
+std::shared_ptr<asio::ssl::context> HttpExporter::current_tls_context() {
+  if (tls_watch_ && tls_watch_->poll()) {
+    auto made = make_client_tls_context(tls_);
+    if (made) {
+      spdlog::info("exporter.tls: certificate files changed; new connections to {} use them", url_);
+      std::lock_guard lock(pool_mutex_);
+      tls_context_ = std::move(made).value();
+      idle_.clear();  // made with the old context
+    } else {
+      // Often a rotation caught half-way: keep the working context, look again soon.
+      spdlog::warn("{}; keeping the current TLS settings", made.error().message);
+      tls_watch_->retry_later();
+    }
+  }
+  std::lock_guard lock(pool_mutex_);
+  return tls_context_;
+}
 
 HttpExporter::~HttpExporter() = default;
 
@@ -375,6 +516,7 @@ std::unique_ptr<HttpConnection> HttpExporter::take_idle_connection() {
 
 void HttpExporter::return_connection(std::unique_ptr<HttpConnection> connection) {
   std::lock_guard lock(pool_mutex_);
+  if (connection->tls_context != tls_context_) return;  // rotated meanwhile
   if (idle_.size() < max_idle_) idle_.push_back(std::move(connection));
 }
 
@@ -398,19 +540,21 @@ ExportResult HttpExporter::export_request(std::string_view request_bytes,
     request.body() = std::move(compressed).value();
   }
   for (const auto& [name, value] : headers_) request.set(name, value);
+  if (token_) request.set(http::field::authorization, token_->header_value());
   request.prepare_payload();
 
+  const auto tls_context = current_tls_context();
   auto connection = take_idle_connection();
   const bool reused = connection != nullptr;
-  if (!connection) connection = std::make_unique<HttpConnection>();
-  Exchange outcome = exchange(*connection, endpoint_, request, deadline);
+  if (!connection) connection = std::make_unique<HttpConnection>(tls_context);
+  Exchange outcome = exchange(*connection, endpoint_, tls_server_name_, request, deadline);
   // A kept-alive connection the server closed while idle fails before any
   // answer arrives; that says nothing about the upstream, so the attempt is
   // made once more on a fresh connection within the same deadline.
   if (outcome.failure == FailureKind::kConnection && reused && !outcome.got_response_bytes &&
       std::chrono::steady_clock::now() < deadline) {
-    connection = std::make_unique<HttpConnection>();
-    outcome = exchange(*connection, endpoint_, request, deadline);
+    connection = std::make_unique<HttpConnection>(tls_context);
+    outcome = exchange(*connection, endpoint_, tls_server_name_, request, deadline);
   }
   if (outcome.failure != FailureKind::kNone) {
     // The connection is dropped: its state after a failure is unknown.
@@ -426,8 +570,13 @@ ExportResult HttpExporter::export_request(std::string_view request_bytes,
 }
 
 std::string HttpExporter::describe() const {
-  return "otlp_http " + url_ + " " +
-         std::string(codec_name(codec_) == "identity" ? "none" : codec_name(codec_));
+  std::string text = "otlp_http " + url_ + " " +
+                     std::string(codec_name(codec_) == "identity" ? "none" : codec_name(codec_));
+  if (tls_.enabled && !endpoint_.https) text += " tls";
+  if (!tls_.cert_file.empty()) text += " client-cert";
+  // The token file's path only: the token itself is never shown.
+  if (token_) text += " bearer_token_file=" + token_->path();
+  return text;
 }
 
 }  // namespace spanrelay::exporters

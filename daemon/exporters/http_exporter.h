@@ -15,7 +15,12 @@
 #include "daemon/common/compression.h"
 #include "daemon/common/result.h"
 #include "daemon/config/config.h"
+#include "daemon/exporters/credential_files.h"
 #include "daemon/exporters/exporter.h"
+
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace spanrelay::exporters {
 
@@ -26,11 +31,12 @@ struct HttpEndpoint {
   std::string port;
   std::string target;       // request path, "/v1/traces" when the URL had none
   std::string host_header;  // "host:port" as written in the URL
+  bool https = false;       // the URL said https://
 };
 
-// "http://host[:port][/path]": an empty path or "/" becomes "/v1/traces" (the
-// OTLP/HTTP default); any other path is used as written. https is refused
-// (TLS is not implemented by this exporter).
+// "http[s]://host[:port][/path]": an empty path or "/" becomes "/v1/traces"
+// (the OTLP/HTTP default); any other path is used as written. The port
+// defaults to 80 (http) or 443 (https).
 Result<HttpEndpoint> parse_http_endpoint(std::string_view url);
 
 // Retry-After (RFC 9110 10.2.3): delta-seconds or an HTTP-date (IMF-fixdate,
@@ -41,7 +47,8 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
 
 class HttpExporter final : public Exporter {
  public:
-  // Fails on a bad endpoint or on header names/values that are not valid HTTP.
+  // Fails on a bad endpoint, on header names/values that are not valid HTTP,
+  // or on TLS or token files that cannot be read.
   static Result<std::unique_ptr<HttpExporter>> create(const config::ExporterConfig& config);
   ~HttpExporter() override;
 
@@ -49,10 +56,15 @@ class HttpExporter final : public Exporter {
   std::string describe() const override;
 
  private:
-  HttpExporter(const config::ExporterConfig& config, HttpEndpoint endpoint, Codec codec);
+  HttpExporter(const config::ExporterConfig& config, HttpEndpoint endpoint, Codec codec,
+               std::shared_ptr<boost::asio::ssl::context> tls_context,
+               std::unique_ptr<BearerToken> token);
 
   std::unique_ptr<HttpConnection> take_idle_connection();
   void return_connection(std::unique_ptr<HttpConnection> connection);
+  // The TLS context for new connections (null: plaintext), rebuilt first
+  // when the TLS files changed.
+  std::shared_ptr<boost::asio::ssl::context> current_tls_context();
 
   const HttpEndpoint endpoint_;
   const std::string url_;
@@ -60,9 +72,21 @@ class HttpExporter final : public Exporter {
   const std::chrono::milliseconds timeout_;
   const std::vector<std::pair<std::string, std::string>> headers_;
   const std::size_t max_idle_;
+  const config::ClientTlsConfig tls_;
+  const std::string tls_server_name_;     // SNI and the name the certificate must carry
+  std::unique_ptr<FileWatch> tls_watch_;  // null without TLS files
+  std::unique_ptr<BearerToken> token_;    // null without exporter.auth
 
   std::mutex pool_mutex_;
   std::vector<std::unique_ptr<HttpConnection>> idle_;  // guarded by pool_mutex_
+  // Connections made with an older context are not pooled again: they finish
+  // the export they are in and close.
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // guarded by pool_mutex_
 };
+
+// The client TLS context for exporter.tls: trust (ca_file or the system's
+// store), the client certificate, the minimum version. Reads the files.
+Result<std::shared_ptr<boost::asio::ssl::context>> make_client_tls_context(
+    const config::ClientTlsConfig& tls);
 
 }  // namespace spanrelay::exporters

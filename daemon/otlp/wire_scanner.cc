@@ -3,8 +3,10 @@
 #include <array>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "daemon/otlp/wire_format.h"
 
@@ -32,6 +34,15 @@ constexpr std::uint32_t kSpanStatus = 15;
 constexpr std::uint32_t kSpanFlags = 16;
 constexpr std::uint32_t kStatusMessage = 2;
 constexpr std::uint32_t kStatusCode = 3;
+constexpr std::uint32_t kSpanAttributes = 9;
+// common/v1/common.proto: KeyValue, AnyValue, ArrayValue, KeyValueList.
+constexpr std::uint32_t kKeyValueValue = 2;
+constexpr std::uint32_t kAnyValueString = 1;
+constexpr std::uint32_t kAnyValueArray = 5;
+constexpr std::uint32_t kAnyValueKvlist = 6;
+constexpr std::uint32_t kAnyValueBytes = 7;
+constexpr std::uint32_t kArrayValueValues = 1;
+constexpr std::uint32_t kKeyValueListValues = 1;
 
 constexpr std::size_t kTraceIdBytes = 16;
 constexpr std::size_t kSpanIdBytes = 8;
@@ -109,6 +120,7 @@ class Scanner {
 
   bool scan_request();
   Error take_error() { return Error{std::move(error_)}; }
+  const char* limit_hit() const { return limit_hit_; }
 
  private:
   // Where we are, for error messages: "resource_spans[i].scope_spans[j]...".
@@ -118,6 +130,7 @@ class Scanner {
   bool scan_scope_spans(std::string_view body, std::uint32_t resource_index);
   bool scan_span(std::string_view body, SpanView& span);
   bool scan_status(std::string_view body, SpanView& span);
+  bool check_attribute(std::string_view key_value);
 
   // Reads the value of a field whose tag was just read from `reader`; `at`
   // is the reader as it was before the tag, for error messages.
@@ -178,6 +191,7 @@ class Scanner {
   [[gnu::cold, gnu::noinline]] bool fail_id_length(const char* name, std::size_t expected,
                                                    std::size_t got, bool may_be_empty);
   [[gnu::cold, gnu::noinline]] bool fail_too_many_spans();
+  [[gnu::cold, gnu::noinline]] bool fail_limit(const char* key, const std::string& what);
   std::string where() const;
   std::size_t offset_of(const Reader& at) const {
     return static_cast<std::size_t>(at.position() - payload_.data());
@@ -191,6 +205,15 @@ class Scanner {
   std::size_t scope_position_ = 0;     // index of the ScopeSpans in its ResourceSpans
   std::size_t span_position_ = 0;      // index of the Span in its ScopeSpans
   std::string error_;
+  const char* limit_hit_ = nullptr;
+  // The explicit stack of check_attribute, kept across spans to reuse its memory.
+  enum class Frame { kKeyValue, kAnyValue, kArrayValue, kKeyValueList };
+  struct Open {
+    Reader reader;
+    Frame frame;
+    std::uint32_t depth;  // of the AnyValue this message belongs to
+  };
+  std::vector<Open> stack_;
 };
 
 bool Scanner::scan_request() {
@@ -296,6 +319,10 @@ bool Scanner::scan_span(std::string_view body, SpanView& span) {
   // 0-byte ids, which OTLP (trace.proto) does not allow for trace_id/span_id.
   bool has_trace_id = false;
   bool has_span_id = false;
+  std::uint32_t attributes = 0;
+  const bool check_attributes = limits_.max_attributes_per_span != 0 ||
+                                limits_.max_attribute_value_length != 0 ||
+                                limits_.max_anyvalue_depth != 0;
   Reader reader(body);
   while (!reader.done()) {
     const Reader at = reader;
@@ -351,6 +378,17 @@ bool Scanner::scan_span(std::string_view body, SpanView& span) {
       case kSpanFlags:
         if (!read_fixed32(reader, at, *tag, "flags", span.flags)) return false;
         break;
+      case kSpanAttributes:
+        if (!read_bytes(reader, at, *tag, "attributes", value)) return false;
+        if (!check_attributes) break;
+        if (limits_.max_attributes_per_span != 0 &&
+            ++attributes > limits_.max_attributes_per_span) {
+          return fail_limit("max_attributes_per_span",
+                            "more than " + std::to_string(limits_.max_attributes_per_span) +
+                                " attributes on one span (max_attributes_per_span)");
+        }
+        if (!check_attribute(value)) return false;
+        break;
       default: {
         const char* name = nullptr;
         if (tag->field < kSpanFields.size()) {
@@ -401,6 +439,76 @@ bool Scanner::scan_status(std::string_view body, SpanView& span) {
         if (!skip(reader, at, *tag)) return false;
         break;
     }
+  }
+  return true;
+}
+
+// Walks one KeyValue (a span attribute) and every value nested in it,
+// checking value lengths and nesting depth. Iterative: the stack holds at
+// most three frames per nesting level (AnyValue, ArrayValue or KeyValueList,
+// KeyValue), and the depth limit bounds it. Fields of a wire type other than
+// the one common.proto gives them are skipped like unknown fields, as
+// libprotobuf does.
+bool Scanner::check_attribute(std::string_view key_value) {
+  const std::uint64_t max_length = limits_.max_attribute_value_length;
+  const std::uint32_t max_depth = limits_.max_anyvalue_depth;
+  stack_.clear();
+  stack_.push_back(Open{Reader(key_value), Frame::kKeyValue, 0});
+  while (!stack_.empty()) {
+    Open& top = stack_.back();
+    if (top.reader.done()) {
+      stack_.pop_back();
+      continue;
+    }
+    const Reader at = top.reader;
+    const auto tag = top.reader.read_tag();
+    if (!tag) return fail_bad_tag(at);
+    if (tag->type != WireType::kLengthDelimited) {
+      if (!skip(top.reader, at, *tag)) return false;
+      continue;
+    }
+    const auto bytes = top.reader.read_length_delimited();
+    if (!bytes) return fail_bad_value(at, *tag, "attributes");
+    const Frame frame = top.frame;
+    const std::uint32_t depth = top.depth;
+    // `top` may dangle after a push_back below.
+    std::optional<Open> child;
+    switch (frame) {
+      case Frame::kKeyValue:
+        if (tag->field == kKeyValueValue) child = Open{Reader(*bytes), Frame::kAnyValue, depth + 1};
+        break;
+      case Frame::kArrayValue:
+        if (tag->field == kArrayValueValues) {
+          child = Open{Reader(*bytes), Frame::kAnyValue, depth + 1};
+        }
+        break;
+      case Frame::kKeyValueList:
+        if (tag->field == kKeyValueListValues) {
+          child = Open{Reader(*bytes), Frame::kKeyValue, depth};
+        }
+        break;
+      case Frame::kAnyValue:
+        if (tag->field == kAnyValueString || tag->field == kAnyValueBytes) {
+          if (max_length != 0 && bytes->size() > max_length) {
+            return fail_limit("max_attribute_value_length",
+                              "an attribute value of " + std::to_string(bytes->size()) +
+                                  " bytes exceeds max_attribute_value_length (" +
+                                  std::to_string(max_length) + " bytes)");
+          }
+        } else if (tag->field == kAnyValueArray) {
+          child = Open{Reader(*bytes), Frame::kArrayValue, depth};
+        } else if (tag->field == kAnyValueKvlist) {
+          child = Open{Reader(*bytes), Frame::kKeyValueList, depth};
+        }
+        break;
+    }
+    if (!child) continue;
+    if (child->frame == Frame::kAnyValue && max_depth != 0 && child->depth > max_depth) {
+      return fail_limit("max_anyvalue_depth",
+                        "an attribute value nested deeper than max_anyvalue_depth (" +
+                            std::to_string(max_depth) + ")");
+    }
+    stack_.push_back(*child);
   }
   return true;
 }
@@ -482,13 +590,21 @@ bool Scanner::fail_id_length(const char* name, std::size_t expected, std::size_t
 
 bool Scanner::fail_too_many_spans() {
   error_ = "too many spans in one request (limit " + std::to_string(limits_.max_spans) + ")";
+  limit_hit_ = "max_spans_per_request";
+  return false;
+}
+
+bool Scanner::fail_limit(const char* key, const std::string& what) {
+  fail(what);
+  error_.replace(0, std::string_view("malformed protobuf: ").size(), "limit exceeded: ");
+  limit_hit_ = key;
   return false;
 }
 
 }  // namespace
 
 Result<ScannedRequest> scan_export_request(std::shared_ptr<const std::string> payload,
-                                           const ScanLimits& limits) {
+                                           const ScanLimits& limits, std::string* limit_hit) {
   if (payload == nullptr) return Error{"no request payload"};
   // Byte ranges are 32-bit offsets into the payload.
   if (payload->size() > std::numeric_limits<std::uint32_t>::max()) {
@@ -506,7 +622,10 @@ Result<ScannedRequest> scan_export_request(std::shared_ptr<const std::string> pa
     out.scopes.reserve(4);
   }
   Scanner scanner(*payload, limits, out);
-  if (!scanner.scan_request()) return scanner.take_error();
+  if (!scanner.scan_request()) {
+    if (limit_hit != nullptr && scanner.limit_hit() != nullptr) *limit_hit = scanner.limit_hit();
+    return scanner.take_error();
+  }
   out.payload = std::move(payload);
   return out;
 }

@@ -28,8 +28,17 @@
 
 namespace spanrelay::otlp {
 
+// Request limits (receivers.otlp.max_*, issue 7), 0 = unlimited. Attribute
+// limits apply to span attributes (Span field 9): their count, the length of
+// every string/bytes value (nested ones too) and the nesting depth of
+// array/kvlist values, where a plain attribute value is depth 1. The walk
+// over nested values uses an explicit stack, never recursion, so even
+// max_anyvalue_depth 0 cannot exhaust the thread's stack.
 struct ScanLimits {
-  std::uint32_t max_spans = 0;  // 0 = unlimited
+  std::uint32_t max_spans = 0;
+  std::uint32_t max_attributes_per_span = 0;
+  std::uint64_t max_attribute_value_length = 0;
+  std::uint32_t max_anyvalue_depth = 0;
 };
 
 // Decodes an ExportTraceServiceRequest (or TracesData: same bytes) into the
@@ -37,7 +46,11 @@ struct ScanLimits {
 // without per-field allocation. Errors name the place and the problem, e.g.
 // "malformed protobuf: resource_spans[0].scope_spans[1].spans[3]: trace_id
 // must be 16 bytes, got 15". Never reads outside the payload on any input.
+// When the request is refused because a limit was hit (rather than for being
+// malformed), *limit_hit (if given) is set to the limit's config key, e.g.
+// "max_attributes_per_span", and the error message names it too.
 Result<ScannedRequest> scan_export_request(std::shared_ptr<const std::string> payload,
-                                           const ScanLimits& limits = {});
+                                           const ScanLimits& limits = {},
+                                           std::string* limit_hit = nullptr);
 
 }  // namespace spanrelay::otlp

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "daemon/receivers/http_session.h"
+#include "daemon/receivers/peer_access.h"
 #include "daemon/receivers/unix_socket_file.h"
 
 namespace spanrelay::receivers {
@@ -148,9 +149,30 @@ class Listener : public ListenerBase, public std::enable_shared_from_this<Listen
       });
       return;
     }
+    if (!admit(socket)) return do_accept();
     auto session = std::make_shared<Session<Protocol>>(std::move(socket), config_);
+    session->hold_connection_slot(std::move(slot_));
     if (registry_->add(session)) session->run();
     do_accept();
+  }
+
+  // Access checks (PeerAccess) before any byte is read: a refused connection
+  // is closed at once, and counted by PeerAccess.
+  bool admit(typename Protocol::socket& socket) {
+    PeerAccess* access = config_->options.access;
+    slot_.reset();
+    if (access == nullptr) return true;
+    error_code ignored;
+    if (access->check(socket.native_handle()) != nullptr) {
+      socket.close(ignored);
+      return false;
+    }
+    slot_ = access->take_connection_slot();
+    if (!slot_) {
+      socket.close(ignored);
+      return false;
+    }
+    return true;
   }
 
   net::io_context& ioc_;
@@ -158,6 +180,7 @@ class Listener : public ListenerBase, public std::enable_shared_from_this<Listen
   net::steady_timer retry_timer_;
   std::shared_ptr<const SessionConfig> config_;
   std::shared_ptr<SessionRegistry> registry_;
+  std::shared_ptr<void> slot_;  // from admit() to the session that holds it
 };
 
 struct HostPort {

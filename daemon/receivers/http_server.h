@@ -23,6 +23,7 @@
 
 namespace spanrelay::receivers {
 
+class PeerAccess;
 namespace http = boost::beast::http;
 using HttpRequest = http::request<http::string_body>;
 using HttpResponse = http::response<http::string_body>;
@@ -42,7 +43,16 @@ using HttpErrorResponder = std::function<HttpResponse(
 
 struct HttpServerOptions {
   std::size_t body_limit = 4u << 20;      // bytes on the wire, before any decompression
-  std::chrono::seconds read_timeout{30};  // per message (and per response write)
+  // A deadline per message (and per response write), not per byte: a client
+  // sending one byte a second is cut off like one sending nothing.
+  std::chrono::milliseconds read_timeout{30000};
+  // How long a keep-alive connection may wait for the first byte of its next
+  // request; 0 = read_timeout.
+  std::chrono::milliseconds idle_timeout{0};
+  // When set, every accepted connection passes PeerAccess (allowed_cidrs,
+  // allowed_uids/gids, max_connections) before any byte is read. Not owned:
+  // it must outlive the server.
+  PeerAccess* access = nullptr;
   std::size_t io_threads = 1;
   std::string name;                        // for logs and error messages
   std::uint32_t header_limit = 16 * 1024;  // bytes of request line + header fields

@@ -36,6 +36,11 @@ class SessionBase {
  public:
   virtual ~SessionBase() = default;
   virtual void close() = 0;  // thread-safe
+  // Kept as long as the session lives: its max_connections slot.
+  void hold_connection_slot(std::shared_ptr<void> slot) { connection_slot_ = std::move(slot); }
+
+ private:
+  std::shared_ptr<void> connection_slot_;
 };
 
 inline bool is_http_protocol_error(const error_code& ec) {
@@ -192,13 +197,30 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     if (closing_) return close_now();
     if (close_after) return linger_close();
-    do_read_header();
+    do_await_next_request();
+  }
+
+  // Keep-alive: the next request may take idle_timeout to start; from its
+  // first byte on, read_timeout bounds the whole message.
+  void do_await_next_request() {
+    if (buffer_.size() > 0 || options().idle_timeout.count() == 0) return do_read_header();
+    stream_.expires_after(options().idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = this->shared_from_this()](error_code ec, std::size_t bytes) {
+                              if (ec) {
+                                if (ec == net::error::eof) return self->close_now();
+                                return self->on_read_error(ec);
+                              }
+                              self->buffer_.commit(bytes);
+                              self->do_read_header();
+                            });
   }
 
   void linger_close() {
     error_code ignored;
     stream_.socket().shutdown(Protocol::socket::shutdown_send, ignored);
-    stream_.expires_after(std::min<std::chrono::seconds>(options().read_timeout, kMaxLingerTime));
+    stream_.expires_after(
+        std::min<std::chrono::milliseconds>(options().read_timeout, kMaxLingerTime));
     do_drain();
   }
 

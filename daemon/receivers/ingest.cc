@@ -1,5 +1,6 @@
 #include "daemon/receivers/ingest.h"
 
+#include <algorithm>
 #include <chrono>
 #include <vector>
 
@@ -29,6 +30,15 @@ const std::vector<double> kAckBuckets = {0.00001, 0.000025, 0.00005, 0.0001, 0.0
                                          0.001,   0.0025,   0.005,   0.01,   0.025,   0.05,
                                          0.1,     0.25,     0.5,     1.0};
 
+// The reason label of a request refused for a limit (receivers.otlp.<key>).
+const char* refusal_reason_of(std::string_view limit_key) {
+  if (limit_key == "max_spans_per_request") return "too_many_spans";
+  if (limit_key == "max_attributes_per_span") return "too_many_attributes";
+  if (limit_key == "max_attribute_value_length") return "attribute_value_too_long";
+  if (limit_key == "max_anyvalue_depth") return "anyvalue_too_deep";
+  return "decode_error";
+}
+
 int transport_index(std::string_view transport) { return transport == "grpc" ? 0 : 1; }
 
 // Observes the time from construction to destruction: every return of
@@ -50,6 +60,15 @@ class AckTimer {
 };
 }  // namespace
 
+std::size_t IngestLimits::inflate_cap(std::size_t compressed_size) const {
+  if (max_decompression_ratio == 0) return max_request_size;
+  // Saturating: a huge body times the ratio must not wrap around.
+  const std::size_t by_ratio = compressed_size > max_request_size / max_decompression_ratio
+                                   ? max_request_size
+                                   : compressed_size * max_decompression_ratio;
+  return std::min(max_request_size, by_ratio);
+}
+
 Ingest::Ingest(SpanConsumer& consumer, telemetry::Registry& metrics, IngestLimits limits)
     : consumer_(consumer), metrics_(metrics), limits_(limits) {
   // Declare the fixed label sets up front so dashboards see zeros, not gaps.
@@ -66,8 +85,10 @@ Ingest::Ingest(SpanConsumer& consumer, telemetry::Registry& metrics, IngestLimit
     ack_seconds_[t] = &metrics_.histogram(kAckSeconds, kAckSecondsHelp, kAckBuckets,
                                           {{"transport", transports[t]}});
   }
-  for (const char* reason : {"decode_error", "too_large", "memory_limit", "shutting_down",
-                             "unsupported_media_type", "bad_compression"}) {
+  for (const char* reason :
+       {"decode_error", "too_large", "memory_limit", "shutting_down", "unsupported_media_type",
+        "bad_compression", "decompression_ratio", "too_many_spans", "too_many_attributes",
+        "attribute_value_too_long", "anyvalue_too_deep"}) {
     metrics_.counter(kRefusedRequests, kRefusedRequestsHelp, {{"reason", reason}});
   }
   for (const char* reason : {"memory_limit", "shutting_down"}) {
@@ -104,18 +125,34 @@ IngestOutcome Ingest::ingest(std::string&& body, BodyEncoding encoding,
   } else {
     payload = std::make_shared<const std::string>(std::move(body));
   }
-  auto scanned = otlp::scan_export_request(std::move(payload),
-                                           otlp::ScanLimits{limits_.max_spans_per_request});
+  std::string limit_hit;
+  auto scanned = otlp::scan_export_request(
+      std::move(payload),
+      otlp::ScanLimits{limits_.max_spans_per_request, limits_.max_attributes_per_span,
+                       limits_.max_attribute_value_length, limits_.max_anyvalue_depth},
+      &limit_hit);
   if (!scanned.ok()) {
-    count_refused_request("decode_error");
+    count_refused_request(limit_hit.empty() ? "decode_error" : refusal_reason_of(limit_hit));
     outcome.kind = IngestOutcome::Kind::kBadRequest;
     outcome.message = scanned.error().message;
+    // The answer names the limit's key, so the sender knows what to change.
+    if (!limit_hit.empty() && outcome.message.find(limit_hit) == std::string::npos) {
+      outcome.message += " (receivers.otlp." + limit_hit + ")";
+    }
     return outcome;
   }
   auto& request = scanned.value();
   const std::size_t spans = request.spans.size();
   outcome.spans = spans;
   if (spans == 0) return outcome;  // a valid, empty export: nothing to admit
+  if (processor_) {
+    if (auto processed = processor_->process(request); !processed.ok()) {
+      count_refused_request("too_large");
+      outcome.kind = IngestOutcome::Kind::kTooLarge;
+      outcome.message = processed.error().message;
+      return outcome;
+    }
+  }
 
   const Admission admission = consumer_.consume(std::move(request));
   if (!admission.accepted) {

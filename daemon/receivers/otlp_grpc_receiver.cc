@@ -3,6 +3,8 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <climits>
@@ -12,6 +14,9 @@
 
 #include "daemon/common/compression.h"
 #include "daemon/receivers/connection_feeder.h"
+#include "daemon/receivers/listening_socket.h"
+#include "daemon/receivers/peer_access.h"
+#include "daemon/receivers/receiver_tls.h"
 #include "daemon/receivers/unix_socket_file.h"
 #include "daemon/service/socket_activation.h"
 #include "spanrelay/rpc/status.pb.h"
@@ -62,6 +67,7 @@ Sniffed sniff_compression(std::string_view bytes) {
 std::optional<grpc::Status> inflate_in_place(std::string& body, std::size_t limit, Ingest& ingest) {
   const Sniffed sniffed = sniff_compression(body);
   if (sniffed == Sniffed::kPlain) return std::nullopt;
+  limit = std::min(limit, ingest.limits().inflate_cap(body.size()));
   Decompressed inflated =
       decompress(sniffed == Sniffed::kGzip ? Codec::kGzip : Codec::kDeflate, body, limit);
   switch (inflated.status) {
@@ -69,6 +75,12 @@ std::optional<grpc::Status> inflate_in_place(std::string& body, std::size_t limi
       body = std::move(inflated.bytes);
       return std::nullopt;
     case DecompressStatus::kTooLarge:
+      if (ingest.limits().cap_is_ratio(limit)) {
+        ingest.count_refused_request("decompression_ratio");
+        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            "request " + inflated.message + " (max_decompression_ratio " +
+                                std::to_string(ingest.limits().max_decompression_ratio) + ")");
+      }
       ingest.count_refused_request("too_large");
       // No RetryInfo: the same request will never fit (OTLP: not retryable).
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -191,6 +203,18 @@ std::string tcp_host(const std::string& endpoint) {
   return colon == std::string::npos ? endpoint : endpoint.substr(0, colon);
 }
 
+int clamp_ms(config::Duration duration) {
+  return static_cast<int>(std::min<std::int64_t>(duration.count(), INT_MAX));
+}
+
+// The kernel's identity of a socket (Linux 4.6+), 0 when `fd` is not an open socket.
+std::uint64_t socket_cookie(int fd) {
+  std::uint64_t cookie = 0;
+  socklen_t size = sizeof(cookie);
+  if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &size) != 0) return 0;
+  return cookie;
+}
+
 std::chrono::system_clock::time_point to_system_clock(std::chrono::steady_clock::time_point t) {
   const auto remaining = t - std::chrono::steady_clock::now();
   return std::chrono::system_clock::now() +
@@ -200,8 +224,13 @@ std::chrono::system_clock::time_point to_system_clock(std::chrono::steady_clock:
 }  // namespace
 
 OtlpGrpcReceiver::OtlpGrpcReceiver(config::ListenerConfig listener, std::size_t max_request_size,
-                                   Ingest& ingest)
-    : listener_(std::move(listener)), max_request_size_(max_request_size), ingest_(ingest) {}
+                                   Ingest& ingest, config::ReceiverLimitsConfig limits,
+                                   std::shared_ptr<PeerAccess> access)
+    : listener_(std::move(listener)),
+      max_request_size_(max_request_size),
+      ingest_(ingest),
+      limits_(limits),
+      access_(std::move(access)) {}
 
 OtlpGrpcReceiver::~OtlpGrpcReceiver() { shutdown(std::chrono::steady_clock::now()); }
 
@@ -227,22 +256,56 @@ Status OtlpGrpcReceiver::start(service::SocketActivation* inherited) {
     }
   }
 
-  service_ = std::make_unique<TraceExportService>(ingest_, max_request_size_);
-  grpc::ServerBuilder builder;
-  int tcp_port = 0;  // the real port once bound, 0 if the bind failed
+  // Every listener is a socket we accept on ourselves (ConnectionFeeder), so
+  // that PeerAccess checks each connection before gRPC reads a byte of it:
+  // bound here, or passed by the service manager.
+  std::vector<FileDescriptor> sockets;
+  std::vector<std::string> addresses;
   if (want_tcp) {
-    builder.AddListeningPort(listener_.endpoint, grpc::InsecureServerCredentials(), &tcp_port);
+    auto bound = bind_tcp_listener(listener_.endpoint);
+    if (!bound.ok()) {
+      return Error{"cannot listen for OTLP/gRPC on " + listener_.endpoint + ": " +
+                   bound.error().message};
+    }
+    addresses.push_back(tcp_host(listener_.endpoint) + ":" +
+                        std::to_string(bound_port(bound.value().get())));
+    sockets.push_back(std::move(bound).value());
   }
   if (want_unix) {
-    builder.AddListeningPort("unix:" + listener_.unix_socket, grpc::InsecureServerCredentials());
+    auto bound = bind_unix_listener(listener_.unix_socket);
+    if (!bound.ok()) {
+      return Error{"cannot listen for OTLP/gRPC on unix:" + listener_.unix_socket + ": " +
+                   bound.error().message};
+    }
+    unix_socket_created_ = true;
+    unix_socket_id_ = socket_file_id(listener_.unix_socket);
+    auto applied = apply_unix_socket_mode(listener_.unix_socket, listener_.unix_socket_mode);
+    if (applied.ok()) applied = apply_socket_group(listener_.unix_socket, listener_.socket_group);
+    if (!applied.ok()) {
+      return fail_start("cannot listen for OTLP/gRPC on unix:" + listener_.unix_socket + ": " +
+                        applied.error().message);
+    }
+    addresses.push_back("unix:" + listener_.unix_socket);
+    sockets.push_back(std::move(bound).value());
   }
-  std::vector<FileDescriptor> passed;
   for (auto* socket : {&passed_tcp, &passed_unix}) {
     if (!*socket) continue;
-    passed.push_back(std::move(**socket));
+    const std::string address = service::bound_address((*socket)->get());
+    spdlog::info("otlp-grpc: serving {} (passed by the service manager)", address);
+    addresses.push_back(address);
+    sockets.push_back(std::move(**socket));
+  }
+
+  // TLS (receivers.otlp.grpc.tls) on the TCP sockets; Unix ones stay plaintext.
+  auto tcp_credentials = grpc_tcp_credentials(listener_.tls, "grpc");
+  if (!tcp_credentials) return fail_start(tcp_credentials.error().message);
+  service_ = std::make_unique<TraceExportService>(ingest_, max_request_size_);
+  grpc::ServerBuilder builder;
+  for (std::size_t i = 0; i < sockets.size(); ++i) {
     external_acceptors_.push_back(builder.experimental().AddExternalConnectionAcceptor(
         grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
-        grpc::InsecureServerCredentials()));
+        is_unix_domain_socket(sockets[i].get()) ? grpc::InsecureServerCredentials()
+                                                : tcp_credentials.value()));
   }
   builder.RegisterCallbackGenericService(service_.get());
   builder.SetMaxReceiveMessageSize(
@@ -255,33 +318,24 @@ Status OtlpGrpcReceiver::start(service::SocketActivation* inherited) {
   // receive limit then applies to the message as sent, and again, by us, to
   // the inflated bytes.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0);
+  // Limits (receivers.otlp.*): streams per connection, a connection that
+  // never completes its HTTP/2 handshake, and one that stays idle.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             static_cast<int>(limits_.max_concurrent_streams));
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, clamp_ms(limits_.read_timeout));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, clamp_ms(limits_.idle_timeout));
 
   server_ = builder.BuildAndStart();
-  if (!server_) {
-    // BuildAndStart binds the ports in order and stops at the first failure.
-    const std::string failed =
-        (want_tcp && tcp_port == 0) ? listener_.endpoint : "unix:" + listener_.unix_socket;
-    return fail_start("cannot listen for OTLP/gRPC on " + failed);
-  }
-  if (want_unix) {
-    unix_socket_created_ = true;
-    unix_socket_id_ = socket_file_id(listener_.unix_socket);
-    if (auto mode = apply_unix_socket_mode(listener_.unix_socket, listener_.unix_socket_mode);
-        !mode.ok()) {
-      return fail_start("cannot listen for OTLP/gRPC on unix:" + listener_.unix_socket + ": " +
-                        mode.error().message);
-    }
-  }
-  if (want_tcp)
-    bound_addresses_.push_back(tcp_host(listener_.endpoint) + ":" + std::to_string(tcp_port));
-  if (want_unix) bound_addresses_.push_back("unix:" + listener_.unix_socket);
-  for (std::size_t i = 0; i < passed.size(); ++i) {
-    const std::string address = service::bound_address(passed[i].get());
-    spdlog::info("otlp-grpc: serving {} (passed by the service manager)", address);
-    bound_addresses_.push_back(address);
+  if (!server_) return fail_start("cannot start the OTLP/gRPC server");
+  bound_addresses_ = addresses;
+  for (std::size_t i = 0; i < sockets.size(); ++i) {
     auto* acceptor = external_acceptors_[i].get();
     feeders_.push_back(std::make_unique<ConnectionFeeder>(
-        std::move(passed[i]), [acceptor](int listening_fd, int connection_fd) {
+        std::move(sockets[i]), [this, acceptor](int listening_fd, int connection_fd) {
+          if (!admit_connection(connection_fd)) {
+            ::close(connection_fd);
+            return;
+          }
           grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters connection;
           connection.listener_fd = listening_fd;
           connection.fd = connection_fd;  // gRPC owns it from here on
@@ -289,6 +343,29 @@ Status OtlpGrpcReceiver::start(service::SocketActivation* inherited) {
         }));
   }
   return Ok{};
+}
+
+// On a feeder thread. gRPC tells nobody when it closes a connection, so the
+// live ones are known by (fd, SO_COOKIE): an fd that is closed, or reused for
+// another socket, no longer has the cookie it had at accept.
+bool OtlpGrpcReceiver::admit_connection(int connection_fd) {
+  if (access_ == nullptr) return true;
+  if (access_->check(connection_fd) != nullptr) return false;
+  if (limits_.max_connections == 0) return true;
+  std::lock_guard lock(live_mutex_);
+  if (live_connections_.size() >= limits_.max_connections) {
+    std::erase_if(live_connections_, [](const std::pair<int, std::uint64_t>& live) {
+      return socket_cookie(live.first) != live.second;
+    });
+  }
+  if (live_connections_.size() >= limits_.max_connections) {
+    access_->count_refused("max_connections");
+    spdlog::debug("otlp-grpc: refused a connection: max_connections ({}) reached",
+                  limits_.max_connections);
+    return false;
+  }
+  live_connections_.emplace_back(connection_fd, socket_cookie(connection_fd));
+  return true;
 }
 
 // With mutex_ held: undo a half-done start().
@@ -319,6 +396,10 @@ void OtlpGrpcReceiver::shutdown(std::chrono::steady_clock::time_point deadline) 
     server = std::move(server_);
     service = std::move(service_);
     feeders = std::move(feeders_);
+    {
+      std::lock_guard live_lock(live_mutex_);
+      live_connections_.clear();
+    }
     acceptors = std::move(external_acceptors_);
     remove_socket = std::exchange(unix_socket_created_, false);
     bound_addresses_.clear();

@@ -43,11 +43,17 @@ class SocketActivation;
 namespace spanrelay::receivers {
 
 class ConnectionFeeder;
+class PeerAccess;
 
 class OtlpGrpcReceiver {
  public:
   // `ingest` must outlive the receiver (in-flight calls use it until shutdown returns).
-  OtlpGrpcReceiver(config::ListenerConfig listener, std::size_t max_request_size, Ingest& ingest);
+  // `limits`: the gRPC channel arguments (max_concurrent_streams, read_timeout
+  // as the handshake deadline, idle_timeout as max connection idle) and
+  // max_connections. `access` (optional) checks each accepted connection.
+  OtlpGrpcReceiver(config::ListenerConfig listener, std::size_t max_request_size, Ingest& ingest,
+                   config::ReceiverLimitsConfig limits = {},
+                   std::shared_ptr<PeerAccess> access = nullptr);
   ~OtlpGrpcReceiver();  // shuts down (without grace) if still running
 
   OtlpGrpcReceiver(const OtlpGrpcReceiver&) = delete;
@@ -70,10 +76,15 @@ class OtlpGrpcReceiver {
 
  private:
   Status fail_start(const std::string& message);
+  bool admit_connection(int connection_fd);
 
   const config::ListenerConfig listener_;
   const std::size_t max_request_size_;
   Ingest& ingest_;
+  const config::ReceiverLimitsConfig limits_;
+  const std::shared_ptr<PeerAccess> access_;
+  std::mutex live_mutex_;  // the feeder threads (TCP, Unix) admit concurrently
+  std::vector<std::pair<int, std::uint64_t>> live_connections_;  // (fd, SO_COOKIE)
 
   mutable std::mutex mutex_;
   // Declared before server_: gRPC requires the service to outlive the server.

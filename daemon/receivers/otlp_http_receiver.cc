@@ -184,8 +184,10 @@ HttpResponse OtlpHttpReceiver::handle(HttpRequest&& request) {
 
   std::string body = std::move(request.body());
   if (*codec != Codec::kIdentity) {
-    // The output cap makes a compression bomb cost at most max_request_size.
-    auto decompressed = decompress(*codec, body, max_request_size_);
+    // The output cap makes a compression bomb cost at most max_request_size,
+    // and at most max_decompression_ratio times the bytes sent.
+    const std::size_t cap = std::min(max_request_size_, ingest_.limits().inflate_cap(body.size()));
+    auto decompressed = decompress(*codec, body, cap);
     switch (decompressed.status) {
       case DecompressStatus::kOk:
         body = std::move(decompressed.bytes);
@@ -196,6 +198,13 @@ HttpResponse OtlpHttpReceiver::handle(HttpRequest&& request) {
             http::status::bad_request, *encoding, kInvalidArgument,
             "invalid " + std::string(codec_name(*codec)) + " body: " + decompressed.message);
       case DecompressStatus::kTooLarge:
+        if (ingest_.limits().cap_is_ratio(cap)) {
+          ingest_.count_refused_request("decompression_ratio");
+          return status_response(http::status::payload_too_large, *encoding, kResourceExhausted,
+                                 decompressed.message + " (max_decompression_ratio " +
+                                     std::to_string(ingest_.limits().max_decompression_ratio) +
+                                     ")");
+        }
         ingest_.count_refused_request("too_large");
         return status_response(http::status::payload_too_large, *encoding, kResourceExhausted,
                                decompressed.message);
@@ -244,7 +253,19 @@ HttpServerOptions OtlpHttpReceiver::server_options(std::string name, std::size_t
                                    std::string_view message) {
     return transport_error(header, status, message);
   };
+  if (limits_) {
+    options.header_limit = static_cast<std::uint32_t>(limits_->max_header_size);
+    options.read_timeout = limits_->read_timeout;
+    options.idle_timeout = limits_->idle_timeout;
+  }
+  options.access = access_.get();
   return options;
+}
+
+void OtlpHttpReceiver::set_connection_limits(const config::ReceiverLimitsConfig& limits,
+                                             std::shared_ptr<PeerAccess> access) {
+  limits_ = limits;
+  access_ = std::move(access);
 }
 
 HttpHandler OtlpHttpReceiver::handler() {

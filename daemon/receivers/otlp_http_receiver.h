@@ -10,12 +10,17 @@
 //   429  over the memory budget, Retry-After google.rpc.Status RESOURCE_EXHAUSTED
 //   404 / 405 / 415                          plain text
 #include <cstddef>
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "daemon/config/config.h"
 #include "daemon/receivers/http_server.h"
 #include "daemon/receivers/ingest.h"
 
 namespace spanrelay::receivers {
+
+class PeerAccess;
 
 class OtlpHttpReceiver {
  public:
@@ -39,9 +44,17 @@ class OtlpHttpReceiver {
   HttpServerOptions server_options(std::string name, std::size_t io_threads = 1);
   HttpHandler handler();
 
+  // Limits and access checks for the server_options() that follow
+  // (receivers.otlp.*: max_header_size, read_timeout, idle_timeout; the
+  // PeerAccess of allowed_cidrs / allowed_uids / max_connections).
+  void set_connection_limits(const config::ReceiverLimitsConfig& limits,
+                             std::shared_ptr<PeerAccess> access);
+
  private:
   Ingest& ingest_;
   std::size_t max_request_size_;
+  std::optional<config::ReceiverLimitsConfig> limits_;
+  std::shared_ptr<PeerAccess> access_;
 };
 
 }  // namespace spanrelay::receivers

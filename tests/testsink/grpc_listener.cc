@@ -1,9 +1,12 @@
 #include "tests/testsink/grpc_listener.h"
 
 #include <grpc/compression.h>
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
@@ -47,6 +50,40 @@ std::string request_encoding(grpc::CallbackServerContext& context) {
   return name;
 }
 
+// The client's authorization metadata, "" when absent.
+std::string authorization_of(const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  const auto found = metadata.find("authorization");
+  if (found == metadata.end()) return {};
+  return std::string(found->second.data(), found->second.size());
+}
+
+Result<std::string> read_pem(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in || text.str().empty()) return Error{"cannot read " + path};
+  return text.str();
+}
+
+// --tls-cert/--tls-key (and --tls-client-ca for mTLS), else plaintext.
+Result<std::shared_ptr<grpc::ServerCredentials>> server_credentials(const SinkOptions& options) {
+  if (!options.tls_cert) return grpc::InsecureServerCredentials();
+  auto cert = read_pem(*options.tls_cert);
+  auto key = read_pem(*options.tls_key);
+  if (!cert) return cert.error();
+  if (!key) return key.error();
+  grpc::SslServerCredentialsOptions tls(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  tls.pem_key_cert_pairs.push_back({key.value(), cert.value()});
+  if (options.tls_client_ca) {
+    auto ca = read_pem(*options.tls_client_ca);
+    if (!ca) return ca.error();
+    tls.pem_root_certs = ca.value();
+    tls.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(tls);
+}
+
 }  // namespace
 
 class GrpcListener::Service final
@@ -60,7 +97,8 @@ class GrpcListener::Service final
                                    grpc::ByteBuffer* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     const RequestVerdict verdict =
-        recorder_.handle(Transport::kGrpc, flatten(*request), request_encoding(*context));
+        recorder_.handle(Transport::kGrpc, flatten(*request), request_encoding(*context),
+                         authorization_of(*context));
     grpc::Status status;
     const SinkOptions& options = recorder_.options();
     switch (verdict.kind) {
@@ -99,7 +137,12 @@ Result<std::unique_ptr<GrpcListener>> GrpcListener::start(const std::string& add
   listener->service_ = std::make_unique<Service>(recorder, delays);
   grpc::ServerBuilder builder;
   int selected_port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &selected_port);
+  auto credentials =
+      address.rfind("unix:", 0) == 0
+          ? Result<std::shared_ptr<grpc::ServerCredentials>>(grpc::InsecureServerCredentials())
+          : server_credentials(recorder.options());
+  if (!credentials) return credentials.error();
+  builder.AddListeningPort(address, credentials.value(), &selected_port);
   builder.RegisterService(listener->service_.get());
   const int max_bytes = static_cast<int>(recorder.options().max_message_bytes);
   builder.SetMaxReceiveMessageSize(max_bytes);

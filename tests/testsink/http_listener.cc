@@ -1,7 +1,9 @@
 #include "tests/testsink/http_listener.h"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/http.hpp>
 #include <optional>
 
@@ -27,14 +29,25 @@ std::string_view media_type(std::string_view content_type) {
   return content_type;
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+using TlsSocket = asio::ssl::stream<tcp::socket>;
+
+// One connection: `Stream` is tcp::socket, or TlsSocket once the TLS
+// handshake is done.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, SpanRecorder& recorder, DelayedAnswers& delays)
+  Session(Stream socket, SpanRecorder& recorder, DelayedAnswers& delays)
       : socket_(std::move(socket)), recorder_(recorder), delays_(delays) {}
 
   void start() { read_next(); }
 
  private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+  void shutdown(tcp::socket::shutdown_type what) {
+    boost::system::error_code ignored;
+    boost::beast::get_lowest_layer(socket_).shutdown(what, ignored);
+  }
+
   void read_next() {
     parser_.emplace();
     // Compressed bodies may exceed the decompressed cap a little when they do
@@ -53,8 +66,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (ec) {  // end_of_stream is the peer's normal close
-      boost::system::error_code ignored;
-      socket_.shutdown(tcp::socket::shutdown_both, ignored);
+      shutdown(tcp::socket::shutdown_both);
       return;
     }
     http::request<http::string_body> request = parser_->release();
@@ -109,7 +121,8 @@ class Session : public std::enable_shared_from_this<Session> {
       respond_plain(http::status::payload_too_large, "request body too large", keep_alive);
       return;
     }
-    const RequestVerdict verdict = recorder_.handle(Transport::kHttp, body, encoding);
+    const RequestVerdict verdict = recorder_.handle(Transport::kHttp, body, encoding,
+                                                    to_std(request[http::field::authorization]));
     const SinkOptions& options = recorder_.options();
     switch (verdict.kind) {
       case RequestVerdict::Kind::kAccepted:
@@ -164,14 +177,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_write(boost::system::error_code ec) {
     if (ec || !response_.keep_alive()) {
-      boost::system::error_code ignored;
-      socket_.shutdown(tcp::socket::shutdown_send, ignored);
+      shutdown(tcp::socket::shutdown_send);
       return;
     }
     read_next();
   }
 
-  tcp::socket socket_;
+  Stream socket_;
   SpanRecorder& recorder_;
   DelayedAnswers& delays_;
   boost::beast::flat_buffer buffer_;
@@ -202,6 +214,21 @@ Result<std::unique_ptr<HttpListener>> HttpListener::start(const std::string& add
     return Error{"--http: bad port in " + address};
   }
   std::unique_ptr<HttpListener> listener(new HttpListener(io, recorder, delays));
+  const SinkOptions& options = recorder.options();
+  if (options.tls_cert) {
+    auto context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    context->use_certificate_chain_file(*options.tls_cert, ec);
+    if (!ec) context->use_private_key_file(*options.tls_key, asio::ssl::context::pem, ec);
+    if (!ec && options.tls_client_ca) {
+      context->load_verify_file(*options.tls_client_ca, ec);
+      if (!ec) {
+        context->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert,
+                                 ec);
+      }
+    }
+    if (ec) return Error{"--tls-*: " + ec.message()};
+    listener->tls_context_ = std::move(context);
+  }
   const tcp::endpoint endpoint(ip, static_cast<unsigned short>(port));
   auto& acceptor = listener->acceptor_;
   acceptor.open(endpoint.protocol(), ec);
@@ -224,7 +251,16 @@ void HttpListener::accept_next() {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), recorder_, delays_)->start();
+      if (!tls_context_) {
+        std::make_shared<Session<tcp::socket>>(std::move(socket), recorder_, delays_)->start();
+      } else {
+        auto tls = std::make_shared<TlsSocket>(std::move(socket), *tls_context_);
+        tls->async_handshake(
+            asio::ssl::stream_base::server, [this, tls](boost::system::error_code handshake_error) {
+              if (handshake_error) return;  // e.g. no client certificate
+              std::make_shared<Session<TlsSocket>>(std::move(*tls), recorder_, delays_)->start();
+            });
+      }
     }
     accept_next();
   });

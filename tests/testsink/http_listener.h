@@ -4,6 +4,7 @@
 // zstd, deflate or none) and GET /stats.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,7 @@ class HttpListener {
 
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  std::unique_ptr<boost::asio::ssl::context> tls_context_;  // null = plaintext
   SpanRecorder& recorder_;
   DelayedAnswers& delays_;
   std::string bound_address_;

@@ -97,6 +97,9 @@ std::string sink_usage() {
   --count-only                 count spans but do not write span lines
   --max-message-bytes N        largest accepted (decompressed) request, default 4194304
   --http-threads N             HTTP/timer threads, default 2
+  --tls-cert FILE --tls-key FILE  serve TLS on both TCP listeners (PEM)
+  --tls-client-ca FILE         with TLS: require client certificates signed by this CA (mTLS)
+Requests' authorization headers are listed in --requests-out ("authorization").
 )";
 }
 
@@ -151,9 +154,19 @@ Result<SinkOptions> parse_sink_options(int argc, char** argv) {
       const auto n = parse_int<int>(value);
       if (!n || *n < 1 || *n > 64) return bad();
       options.http_threads = *n;
+    } else if (flag == "--tls-cert") {
+      options.tls_cert = value;
+    } else if (flag == "--tls-key") {
+      options.tls_key = value;
+    } else if (flag == "--tls-client-ca") {
+      options.tls_client_ca = value;
     } else {
       return Error{"unknown option " + std::string(flag) + "\n" + sink_usage()};
     }
+  }
+  if (options.tls_cert.has_value() != options.tls_key.has_value() ||
+      (options.tls_client_ca && !options.tls_cert)) {
+    return Error{"--tls-cert and --tls-key go together; --tls-client-ca needs them"};
   }
   if (!options.grpc_address && !options.http_address) {
     return Error{"at least one of --grpc or --http is required\n" + sink_usage()};

@@ -39,6 +39,11 @@ struct SinkOptions {
   bool count_only = false;
   std::size_t max_message_bytes = 4u << 20;  // the common gRPC server default
   int http_threads = 2;
+  // TLS on both listeners (TCP only): PEM files. tls_client_ca set = clients
+  // must present a certificate signed by it (mTLS).
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> tls_client_ca;
 };
 
 std::string sink_usage();

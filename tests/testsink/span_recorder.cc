@@ -140,7 +140,7 @@ void append_span_lines(std::string& out, const otlp_collector::ExportTraceServic
 
 void SpanRecorder::write_request_line(Transport transport, std::uint64_t request, std::size_t spans,
                                       std::string_view result, std::string_view encoding,
-                                      std::int64_t t_ms) {
+                                      std::int64_t t_ms, std::string_view authorization) {
   if (!requests_out_) return;
   std::string line = "{\"request\":" + std::to_string(request) + ",\"transport\":\"" +
                      std::string(transport_name(transport)) +
@@ -148,12 +148,16 @@ void SpanRecorder::write_request_line(Transport transport, std::uint64_t request
   append_json_string(line, result);
   line += ",\"t_ms\":" + std::to_string(t_ms) + ",\"encoding\":";
   append_json_string(line, encoding);
+  if (!authorization.empty()) {
+    line += ",\"authorization\":";
+    append_json_string(line, authorization);
+  }
   line += "}\n";
   requests_out_->append(line);
 }
 
 RequestVerdict SpanRecorder::handle(Transport transport, std::string_view body,
-                                    std::string_view encoding) {
+                                    std::string_view encoding, std::string_view authorization) {
   otlp_collector::ExportTraceServiceRequest request;
   const bool parsed = request.ParseFromArray(body.data(), static_cast<int>(body.size()));
   RequestVerdict verdict;
@@ -182,7 +186,7 @@ RequestVerdict SpanRecorder::handle(Transport transport, std::string_view body,
     }
   }
   write_request_line(transport, verdict.request_number, spans, result_label(transport, verdict),
-                     encoding, t_ms);
+                     encoding, t_ms, authorization);
   return verdict;
 }
 

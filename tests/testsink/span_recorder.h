@@ -57,8 +57,11 @@ class SpanRecorder {
  public:
   static Result<std::unique_ptr<SpanRecorder>> open(const SinkOptions& options);
 
-  // `body` is the decompressed protobuf ExportTraceServiceRequest.
-  RequestVerdict handle(Transport transport, std::string_view body, std::string_view encoding);
+  // `body` is the decompressed protobuf ExportTraceServiceRequest;
+  // `authorization` the request's authorization header ("" = none), listed
+  // in --requests-out so that tests can check the credentials sent.
+  RequestVerdict handle(Transport transport, std::string_view body, std::string_view encoding,
+                        std::string_view authorization = {});
 
   // A request refused before its body could be decoded (unknown
   // Content-Encoding, corrupt compression, too large): numbered and listed in
@@ -78,7 +81,8 @@ class SpanRecorder {
  private:
   explicit SpanRecorder(const SinkOptions& options);
   void write_request_line(Transport transport, std::uint64_t request, std::size_t spans,
-                          std::string_view result, std::string_view encoding, std::int64_t t_ms);
+                          std::string_view result, std::string_view encoding, std::int64_t t_ms,
+                          std::string_view authorization = {});
 
   SinkOptions options_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();

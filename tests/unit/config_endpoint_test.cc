@@ -69,7 +69,7 @@ TEST_CASE("config endpoint: gRPC targets drop an http:// scheme and refuse https
   }
 }
 
-TEST_CASE("config endpoint: HTTP base URLs are http:// with host:port and an optional prefix") {
+TEST_CASE("config endpoint: HTTP base URLs are http[s]:// with host:port and an optional prefix") {
   for (const auto& [input, expected] :
        {std::pair<std::string_view, std::string_view>{"http://c:4318", "http://c:4318"},
         {"http://c:4318/", "http://c:4318"},
@@ -80,9 +80,10 @@ TEST_CASE("config endpoint: HTTP base URLs are http:// with host:port and an opt
     REQUIRE(url.ok());
     CHECK(url.value() == expected);
   }
-  const auto https = normalize_http_base_url("https://c:4318");
-  REQUIRE_FALSE(https.ok());
-  CHECK(https.error().message == kHttpsNotSupported);
+  // https:// is TLS (exporter.tls); the scheme is kept.
+  const auto https = normalize_http_base_url("HTTPS://c:4318/otlp/");
+  REQUIRE(https.ok());
+  CHECK(https.value() == "https://c:4318/otlp");
   for (const std::string_view text :
        {"c:4318", "http://c", "http://c:0", "http://c:4318/v1/traces", "http://c:4318/v1/traces/",
         "http://c:4318?x=1", "ftp://c:21", "http://"}) {

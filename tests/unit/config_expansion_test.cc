@@ -250,7 +250,7 @@ TEST_CASE("config expansion: keys are never expanded") {
   const auto environment = fake_environment({{"SECTION", "batch"}, {"NAME", "x-tenant"}});
   CHECK(load_error("${env:SECTION}: { max_spans: 1 }\n", environment) ==
         "x.yaml:1:1: unknown key \"${env:SECTION}\" (expected one of: receivers, sampling, batch, "
-        "exporter, telemetry, service)");
+        "exporter, telemetry, service, redaction, resource)");
   CHECK(load_error("exporter:\n  type: otlp_grpc\n  endpoint: c:4317\n  headers:\n"
                    "    ${env:NAME}: 1\n",
                    environment) ==
@@ -283,7 +283,7 @@ TEST_CASE("config expansion: a value from outside is never echoed in an error") 
       "exporter: { type: otlp_grpc, endpoint: '${env:SECRET}' }\n",
       "exporter: { type: otlp_grpc, endpoint: 'host name ${env:SECRET}:4317' }\n",
       "exporter: { type: otlp_http, endpoint: 'http://u:${env:SECRET}@c:4318' }\n",
-      "exporter: { type: otlp_http, endpoint: 'https://${env:SECRET}:4318' }\n",
+      "exporter: { type: otlp_http, endpoint: 'https://${env:SECRET}' }\n",
       "exporter: { type: otlp_http, endpoint: '${env:SECRET}' }\n",
       "exporter: { type: otlp_grpc, endpoint: 'c:4317', headers: { a: '${file:" + control_file +
           "}' } }\n",

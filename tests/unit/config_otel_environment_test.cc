@@ -159,7 +159,7 @@ TEST_CASE("config otel environment: bad protocols and endpoints are errors namin
                            {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "thrift"}}) ==
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: expected grpc or http/protobuf, got \"thrift\"");
   CHECK(environment_error({{"OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4317"}})
-            .rfind("OTEL_EXPORTER_OTLP_ENDPOINT: https is not supported yet", 0) == 0);
+            .rfind("OTEL_EXPORTER_OTLP_ENDPOINT: https:// is not a gRPC target", 0) == 0);
   CHECK(environment_error({{"OTEL_EXPORTER_OTLP_ENDPOINT", "collector"}}) ==
         "OTEL_EXPORTER_OTLP_ENDPOINT: expected host:port such as 127.0.0.1:4317 or [::1]:4317, "
         "got \"collector\"");

@@ -1,0 +1,551 @@
+#include "daemon/processing/span_processor.h"
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "daemon/otlp/attribute_reader.h"
+#include "daemon/otlp/wire_format.h"
+
+namespace spanrelay::processing {
+
+namespace {
+
+using otlp::wire::Reader;
+using otlp::wire::WireType;
+
+// Field numbers (OTLP trace.proto, common.proto, resource.proto).
+constexpr std::uint32_t kSpanEventsField = 11;
+constexpr std::uint32_t kSpanLinksField = 13;
+constexpr std::uint32_t kLinkAttributesField = 4;
+constexpr std::uint32_t kResourceSpansResourceField = 1;
+constexpr std::uint32_t kKeyValueKeyField = 1;
+constexpr std::uint32_t kKeyValueValueField = 2;
+constexpr std::uint32_t kAnyStringField = 1;
+constexpr std::uint32_t kAnyBoolField = 2;
+constexpr std::uint32_t kAnyIntField = 3;
+constexpr std::uint32_t kAnyDoubleField = 4;
+constexpr std::uint32_t kAnyArrayField = 5;
+constexpr std::uint32_t kAnyKvlistField = 6;
+constexpr std::uint32_t kAnyBytesField = 7;
+constexpr std::uint32_t kListValuesField = 1;  // ArrayValue.values / KeyValueList.values
+// Masking descends into array and kvlist values down to this depth; values
+// nested deeper are left as they are (OTLP values are rarely nested beyond 2).
+constexpr int kMaxMaskDepth = 16;
+
+// Copy-on-write rewriting of one message body: nothing is copied (and no
+// memory allocated) until the first field is replaced or erased; then the
+// bytes before it are copied once and the rest follows field by field.
+class Splicer {
+ public:
+  explicit Splicer(std::string_view source) : source_(source), copied_(source.data()) {}
+
+  // Replaces the whole field [begin, end) with a length-delimited `field`.
+  void replace_field(const char* begin, const char* end, std::uint32_t field,
+                     std::string_view body) {
+    copy_up_to(begin);
+    otlp::wire::append_bytes_field(out_, field, body);
+    copied_ = end;
+  }
+  void erase(const char* begin, const char* end) {
+    copy_up_to(begin);
+    copied_ = end;
+  }
+  // Appends already encoded fields at the end of the message.
+  void append(std::string_view fields) {
+    copy_up_to(source_.data() + source_.size());
+    out_.append(fields);
+  }
+  bool changed() const { return changed_; }
+  // The rewritten body (call only when changed()).
+  void finish(std::string* out) {
+    out_.append(copied_, source_.data() + source_.size());
+    *out = std::move(out_);
+  }
+
+ private:
+  void copy_up_to(const char* position) {
+    if (!changed_) out_.reserve(source_.size() + 64);
+    changed_ = true;
+    out_.append(copied_, position);
+  }
+
+  std::string_view source_;
+  const char* copied_;
+  std::string out_;
+  bool changed_ = false;
+};
+
+// The key of an encoded KeyValue (last occurrence wins); nullopt if malformed.
+std::optional<std::string_view> key_of(std::string_view key_value) {
+  Reader reader(key_value);
+  std::string_view key;
+  while (!reader.done()) {
+    const auto tag = reader.read_tag();
+    if (!tag) return std::nullopt;
+    if (tag->type == WireType::kLengthDelimited) {
+      const auto body = reader.read_length_delimited();
+      if (!body) return std::nullopt;
+      if (tag->field == kKeyValueKeyField) key = *body;
+    } else if (!reader.skip(tag->type)) {
+      return std::nullopt;
+    }
+  }
+  return key;
+}
+
+bool has_attribute(std::string_view message, std::uint32_t attributes_field, std::string_view key) {
+  Reader reader(message);
+  while (!reader.done()) {
+    const auto tag = reader.read_tag();
+    if (!tag) return false;
+    if (tag->type != WireType::kLengthDelimited) {
+      if (!reader.skip(tag->type)) return false;
+      continue;
+    }
+    const auto body = reader.read_length_delimited();
+    if (!body) return false;
+    if (tag->field == attributes_field && key_of(*body) == key) return true;
+  }
+  return false;
+}
+
+// The text that hashing covers for the value set in an AnyValue (the member
+// written last wins, as in protobuf's oneof rule). Strings and bytes as they
+// are; int, bool and double by their text form (as sampling compares them).
+enum class ValueKind { kNone, kText, kComposite };
+struct HashableValue {
+  ValueKind kind = ValueKind::kNone;
+  std::optional<otlp::AttributeText> text;
+};
+
+HashableValue hashable_value(std::string_view any_value) {
+  HashableValue value;
+  Reader reader(any_value);
+  while (!reader.done()) {
+    const auto tag = reader.read_tag();
+    if (!tag) return {};
+    const auto field = tag->field;
+    const auto type = tag->type;
+    if (type == WireType::kLengthDelimited) {
+      const auto body = reader.read_length_delimited();
+      if (!body) return {};
+      if (field == kAnyStringField || field == kAnyBytesField) {
+        value = {ValueKind::kText, otlp::AttributeText::borrowed(*body)};
+      } else if (field == kAnyArrayField || field == kAnyKvlistField) {
+        value = {ValueKind::kComposite, std::nullopt};
+      }
+    } else if (type == WireType::kVarint && (field == kAnyBoolField || field == kAnyIntField)) {
+      const auto number = reader.read_varint();
+      if (!number) return {};
+      value = {ValueKind::kText,
+               field == kAnyBoolField
+                   ? otlp::AttributeText::from_bool(*number != 0)
+                   : otlp::AttributeText::from_int(static_cast<std::int64_t>(*number))};
+    } else if (type == WireType::kFixed64 && field == kAnyDoubleField) {
+      const auto bits = reader.read_fixed64();
+      if (!bits) return {};
+      double number = 0;
+      static_assert(sizeof(number) == sizeof(*bits));
+      std::memcpy(&number, &*bits, sizeof(number));
+      value = {ValueKind::kText, otlp::AttributeText::from_double(number)};
+    } else if (!reader.skip(type)) {
+      return {};
+    }
+  }
+  return value;
+}
+
+bool rewrite_any_value(std::string_view any_value, int depth, const AttributeRules& rules,
+                       std::string* out);
+
+// ArrayValue (repeated AnyValue) or KeyValueList (repeated KeyValue, whose
+// values are masked; nested keys are not subject to the key rules).
+bool rewrite_list(std::string_view list, bool key_values, int depth, const AttributeRules& rules,
+                  std::string* out) {
+  Splicer splice(list);
+  Reader reader(list);
+  while (!reader.done()) {
+    const char* begin = reader.position();
+    const auto tag = reader.read_tag();
+    if (!tag) return false;
+    if (tag->type != WireType::kLengthDelimited) {
+      if (!reader.skip(tag->type)) return false;
+      continue;
+    }
+    const auto body = reader.read_length_delimited();
+    if (!body) return false;
+    if (tag->field != kListValuesField) continue;
+    std::string rewritten;
+    bool changed = false;
+    if (key_values) {
+      // The KeyValue's value fields, rewritten in place.
+      Splicer kv_splice(*body);
+      Reader kv_reader(*body);
+      while (!kv_reader.done()) {
+        const char* kv_begin = kv_reader.position();
+        const auto kv_tag = kv_reader.read_tag();
+        if (!kv_tag) return false;
+        if (kv_tag->type != WireType::kLengthDelimited) {
+          if (!kv_reader.skip(kv_tag->type)) return false;
+          continue;
+        }
+        const auto kv_body = kv_reader.read_length_delimited();
+        if (!kv_body) return false;
+        std::string value;
+        if (kv_tag->field == kKeyValueValueField &&
+            rewrite_any_value(*kv_body, depth, rules, &value)) {
+          kv_splice.replace_field(kv_begin, kv_reader.position(), kKeyValueValueField, value);
+        }
+      }
+      if (kv_splice.changed()) {
+        kv_splice.finish(&rewritten);
+        changed = true;
+      }
+    } else {
+      changed = rewrite_any_value(*body, depth, rules, &rewritten);
+    }
+    if (changed) splice.replace_field(begin, reader.position(), kListValuesField, rewritten);
+  }
+  if (!splice.changed()) return false;
+  splice.finish(out);
+  return true;
+}
+
+// Masks the string values of an AnyValue, descending into arrays and kvlists.
+bool rewrite_any_value(std::string_view any_value, int depth, const AttributeRules& rules,
+                       std::string* out) {
+  if (depth > kMaxMaskDepth) return false;
+  Splicer splice(any_value);
+  Reader reader(any_value);
+  while (!reader.done()) {
+    const char* begin = reader.position();
+    const auto tag = reader.read_tag();
+    if (!tag) return false;
+    if (tag->type != WireType::kLengthDelimited) {
+      if (!reader.skip(tag->type)) return false;
+      continue;
+    }
+    const auto body = reader.read_length_delimited();
+    if (!body) return false;
+    std::string rewritten;
+    if (tag->field == kAnyStringField) {
+      if (rules.mask(*body, &rewritten)) {
+        splice.replace_field(begin, reader.position(), kAnyStringField, rewritten);
+      }
+    } else if (tag->field == kAnyArrayField || tag->field == kAnyKvlistField) {
+      if (rewrite_list(*body, tag->field == kAnyKvlistField, depth + 1, rules, &rewritten)) {
+        splice.replace_field(begin, reader.position(), tag->field, rewritten);
+      }
+    }
+  }
+  if (!splice.changed()) return false;
+  splice.finish(out);
+  return true;
+}
+
+enum class KeyValueOutcome { kUnchanged, kDeleted, kReplaced };
+
+}  // namespace
+
+struct SpanProcessor::Work {
+  ProcessingStats stats;
+  // Keys to remove from resource attributes before enrichment (override mode).
+  const std::vector<std::string>* remove_keys = nullptr;
+};
+
+namespace {
+
+// Applies the key rules, then the masks, to one KeyValue.
+KeyValueOutcome rewrite_key_value(std::string_view key_value, const AttributeRules& rules,
+                                  ProcessingStats& stats, std::string* out) {
+  Reader reader(key_value);
+  std::string_view key;
+  std::optional<std::string_view> value;
+  while (!reader.done()) {
+    const auto tag = reader.read_tag();
+    if (!tag) {
+      // Cannot tell what it holds: fail closed.
+      ++stats.deleted;
+      return KeyValueOutcome::kDeleted;
+    }
+    if (tag->type == WireType::kLengthDelimited) {
+      const auto body = reader.read_length_delimited();
+      if (!body) {
+        ++stats.deleted;
+        return KeyValueOutcome::kDeleted;
+      }
+      if (tag->field == kKeyValueKeyField) key = *body;
+      if (tag->field == kKeyValueValueField) value = *body;
+    } else if (!reader.skip(tag->type)) {
+      ++stats.deleted;
+      return KeyValueOutcome::kDeleted;
+    }
+  }
+  const KeyAction action = rules.has_key_rules() ? rules.action_for(key) : KeyAction::kKeep;
+  if (action == KeyAction::kDelete) {
+    ++stats.deleted;
+    return KeyValueOutcome::kDeleted;
+  }
+  if (action == KeyAction::kHash) {
+    if (!value) return KeyValueOutcome::kUnchanged;  // no value: nothing to hide
+    const HashableValue hashable = hashable_value(*value);
+    if (hashable.kind == ValueKind::kNone) return KeyValueOutcome::kUnchanged;
+    if (hashable.kind == ValueKind::kComposite) {
+      // An array or kvlist has no one text to hash: it never leaves in clear.
+      ++stats.deleted;
+      return KeyValueOutcome::kDeleted;
+    }
+    std::string any_value;
+    otlp::wire::append_bytes_field(any_value, kAnyStringField, rules.hash(hashable.text->view()));
+    out->clear();
+    otlp::wire::append_bytes_field(*out, kKeyValueKeyField, key);
+    otlp::wire::append_bytes_field(*out, kKeyValueValueField, any_value);
+    ++stats.hashed;
+    return KeyValueOutcome::kReplaced;
+  }
+  if (!rules.has_masks() || !value) return KeyValueOutcome::kUnchanged;
+  Splicer splice(key_value);
+  Reader values(key_value);
+  while (!values.done()) {
+    const char* begin = values.position();
+    const auto tag = values.read_tag();
+    if (tag->type != WireType::kLengthDelimited) {
+      values.skip(tag->type);
+      continue;
+    }
+    const auto body = values.read_length_delimited();
+    std::string rewritten;
+    if (tag->field == kKeyValueValueField && rewrite_any_value(*body, 0, rules, &rewritten)) {
+      splice.replace_field(begin, values.position(), kKeyValueValueField, rewritten);
+    }
+  }
+  if (!splice.changed()) return KeyValueOutcome::kUnchanged;
+  splice.finish(out);
+  ++stats.masked;
+  return KeyValueOutcome::kReplaced;
+}
+
+std::string encode_string_key_value(std::string_view key, std::string_view value) {
+  std::string any_value;
+  otlp::wire::append_bytes_field(any_value, kAnyStringField, value);
+  std::string key_value;
+  otlp::wire::append_bytes_field(key_value, kKeyValueKeyField, key);
+  otlp::wire::append_bytes_field(key_value, kKeyValueValueField, any_value);
+  return key_value;
+}
+
+}  // namespace
+
+SpanProcessor::SpanProcessor(std::unique_ptr<AttributeRules> rules,
+                             const config::ResourceConfig& resource)
+    : rules_(std::move(rules)), override_existing_(resource.override_existing) {
+  for (const auto& [key, value] : resource.attributes) {
+    enrichment_keys_.push_back(key);
+    std::string field;
+    otlp::wire::append_bytes_field(field, otlp::kResourceAttributesField,
+                                   encode_string_key_value(key, value));
+    enrichment_fields_.push_back(std::move(field));
+  }
+}
+
+Result<std::unique_ptr<SpanProcessor>> SpanProcessor::create(
+    const config::RedactionConfig& redaction, const config::ResourceConfig& resource,
+    telemetry::Registry* metrics) {
+  std::unique_ptr<AttributeRules> rules;
+  if (redaction.enabled) {
+    auto compiled = AttributeRules::create(redaction);
+    if (!compiled.ok()) return compiled.error();
+    rules = std::move(compiled).value();
+    if (rules->empty()) rules.reset();
+  }
+  if (!rules && resource.attributes.empty()) return std::unique_ptr<SpanProcessor>();
+  auto processor = std::make_unique<SpanProcessor>(std::move(rules), resource);
+  if (metrics != nullptr) {
+    const std::string attributes_name = "spanrelay_redaction_attributes_total";
+    const std::string attributes_help =
+        "Attributes (span, span event, span link and resource) changed by redaction, by action.";
+    processor->deleted_counter_ =
+        &metrics->counter(attributes_name, attributes_help, {{"action", "deleted"}});
+    processor->hashed_counter_ =
+        &metrics->counter(attributes_name, attributes_help, {{"action", "hashed"}});
+    processor->masked_counter_ =
+        &metrics->counter(attributes_name, attributes_help, {{"action", "masked"}});
+    processor->spans_counter_ =
+        &metrics->counter("spanrelay_redaction_spans_total",
+                          "Spans whose own attributes (or their events' or links') redaction "
+                          "changed; resource changes are not counted here.");
+  }
+  return processor;
+}
+
+bool SpanProcessor::rewrite_message(std::string_view message, std::uint32_t attributes_field,
+                                    bool is_span, Work& work, std::string* out) const {
+  Splicer splice(message);
+  Reader reader(message);
+  while (!reader.done()) {
+    const char* begin = reader.position();
+    const auto tag = reader.read_tag();
+    if (!tag) return false;  // the scanner checked span framing; a bad resource stays as is
+    if (tag->type != WireType::kLengthDelimited) {
+      if (!reader.skip(tag->type)) return false;
+      continue;
+    }
+    const auto body = reader.read_length_delimited();
+    if (!body) return false;
+    const char* end = reader.position();
+    if (tag->field == attributes_field) {
+      if (work.remove_keys != nullptr) {
+        const auto key = key_of(*body);
+        if (key && std::find(work.remove_keys->begin(), work.remove_keys->end(), *key) !=
+                       work.remove_keys->end()) {
+          splice.erase(begin, end);
+          continue;
+        }
+      }
+      if (!rules_) continue;
+      std::string rewritten;
+      switch (rewrite_key_value(*body, *rules_, work.stats, &rewritten)) {
+        case KeyValueOutcome::kUnchanged:
+          break;
+        case KeyValueOutcome::kDeleted:
+          splice.erase(begin, end);
+          break;
+        case KeyValueOutcome::kReplaced:
+          splice.replace_field(begin, end, attributes_field, rewritten);
+          break;
+      }
+    } else if (is_span && (tag->field == kSpanEventsField || tag->field == kSpanLinksField)) {
+      std::string rewritten;
+      const std::uint32_t nested_attributes =
+          tag->field == kSpanEventsField ? otlp::kEventAttributesField : kLinkAttributesField;
+      if (rewrite_message(*body, nested_attributes, false, work, &rewritten)) {
+        splice.replace_field(begin, end, tag->field, rewritten);
+      }
+    }
+  }
+  if (!splice.changed()) return false;
+  splice.finish(out);
+  return true;
+}
+
+bool SpanProcessor::rewrite_resource_header(std::string_view header, Work& work, std::string* out,
+                                            std::string* resource_body) const {
+  // The Resource may occur more than once (protobuf merges them); every
+  // occurrence is redacted, enrichment goes into the last one.
+  struct Occurrence {
+    const char* begin;
+    const char* end;
+    std::string body;
+  };
+  std::vector<Occurrence> resources;
+  bool changed = false;
+  Reader reader(header);
+  while (!reader.done()) {
+    const char* begin = reader.position();
+    const auto tag = reader.read_tag();
+    if (!tag) return false;
+    if (tag->type != WireType::kLengthDelimited) {
+      if (!reader.skip(tag->type)) return false;
+      continue;
+    }
+    const auto body = reader.read_length_delimited();
+    if (!body) return false;
+    if (tag->field != kResourceSpansResourceField) continue;
+    Occurrence occurrence{begin, reader.position(), std::string(*body)};
+    std::string rewritten;
+    work.remove_keys = override_existing_ ? &enrichment_keys_ : nullptr;
+    if (rewrite_message(*body, otlp::kResourceAttributesField, false, work, &rewritten)) {
+      occurrence.body = std::move(rewritten);
+      changed = true;
+    }
+    work.remove_keys = nullptr;
+    resources.push_back(std::move(occurrence));
+  }
+
+  std::string added;
+  for (std::size_t i = 0; i < enrichment_fields_.size(); ++i) {
+    const bool present =
+        !override_existing_ &&
+        std::any_of(resources.begin(), resources.end(), [&](const Occurrence& occurrence) {
+          return has_attribute(occurrence.body, otlp::kResourceAttributesField,
+                               enrichment_keys_[i]);
+        });
+    if (!present) added += enrichment_fields_[i];
+  }
+  if (!changed && added.empty()) return false;
+
+  if (resources.empty()) {
+    *out = std::string(header);
+    otlp::wire::append_bytes_field(*out, kResourceSpansResourceField, added);
+    *resource_body = std::move(added);
+    return true;
+  }
+  resources.back().body += added;
+  out->clear();
+  const char* copied = header.data();
+  for (const Occurrence& occurrence : resources) {
+    out->append(copied, occurrence.begin);
+    otlp::wire::append_bytes_field(*out, kResourceSpansResourceField, occurrence.body);
+    copied = occurrence.end;
+  }
+  out->append(copied, header.data() + header.size());
+  *resource_body = std::move(resources.back().body);
+  return true;
+}
+
+Result<ProcessingStats> SpanProcessor::process(otlp::ScannedRequest& request) const {
+  Work work;
+  const std::string& original = *request.payload;
+  std::string extra;  // rewritten bodies, placed after the original bytes
+  const auto next_range = [&](std::size_t length) {
+    return otlp::ByteRange{static_cast<std::uint32_t>(original.size() + extra.size()),
+                           static_cast<std::uint32_t>(length)};
+  };
+  const auto fits = [&](std::size_t more) {
+    return original.size() + extra.size() + more <= UINT32_MAX;
+  };
+
+  for (otlp::ResourceGroup& group : request.resources) {
+    std::string header;
+    std::string body;
+    if (!rewrite_resource_header(group.header_bytes, work, &header, &body)) continue;
+    if (!fits(body.size())) return Error{"request too large after redaction"};
+    group.header_bytes = std::move(header);
+    group.resource = next_range(body.size());
+    extra += body;
+    ++work.stats.resources_changed;
+  }
+  if (rules_) {
+    for (otlp::SpanView& span : request.spans) {
+      std::string rewritten;
+      if (!rewrite_message(request.span_bytes(span), otlp::kSpanAttributesField, true, work,
+                           &rewritten)) {
+        continue;
+      }
+      if (!fits(rewritten.size())) return Error{"request too large after redaction"};
+      span.bytes = next_range(rewritten.size());
+      extra += rewritten;
+      ++work.stats.spans_changed;
+    }
+  }
+  if (!extra.empty()) {
+    auto payload = std::make_shared<std::string>();
+    payload->reserve(original.size() + extra.size());
+    payload->append(original);
+    payload->append(extra);
+    request.payload = std::move(payload);
+  }
+  const ProcessingStats& stats = work.stats;
+  if (deleted_counter_ != nullptr) {
+    if (stats.deleted) deleted_counter_->add(stats.deleted);
+    if (stats.hashed) hashed_counter_->add(stats.hashed);
+    if (stats.masked) masked_counter_->add(stats.masked);
+    if (stats.spans_changed) spans_counter_->add(stats.spans_changed);
+  }
+  return stats;
+}
+
+}  // namespace spanrelay::processing
