@@ -148,7 +148,7 @@ struct ExporterConfig {
   Duration timeout = std::chrono::seconds(10);
   std::map<std::string, std::string> headers;
   std::string path = "./var/spans.jsonl";  // file exporter only
-  std::uint32_t max_in_flight = 4;           // concurrent export requests
+  std::uint32_t max_in_flight = 4;         // concurrent export requests
   RetryConfig retry;
   QueueConfig queue;
   // Load balancing: `endpoints` (each normalized like `endpoint`) or a DNS
@@ -201,8 +201,8 @@ struct SamplingConfig {
 
 struct TelemetryConfig {
   std::string metrics_endpoint = "127.0.0.1:8888";  // empty = no metrics listener
-  std::string log_level = "info";                     // trace|debug|info|warn|error|off
-  std::string log_format = "text";  // text | json (one object per line)
+  std::string log_level = "info";                   // trace|debug|info|warn|error|off
+  std::string log_format = "text";                  // text | json (one object per line)
 };
 
 struct ServiceConfig {

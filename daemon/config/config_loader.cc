@@ -105,10 +105,9 @@ class Loader {
 
  private:
   void read_root(const YAML::Node& root, Config* config) {
-    const Section top =
-        reader_.open_map(root, root.Mark(), "",
-                         {"receivers", "sampling", "batch", "exporter", "telemetry", "service",
-                          "redaction", "resource"});
+    const Section top = reader_.open_map(root, root.Mark(), "",
+                                         {"receivers", "sampling", "batch", "exporter", "telemetry",
+                                          "service", "redaction", "resource"});
     read_receivers(top.get("receivers"), &config->receivers);
     read_sampling_section(reader_, top.get("sampling"), &config->sampling);
     read_redaction_section(reader_, top.get("redaction"), &config->redaction);

@@ -42,7 +42,7 @@ using HttpErrorResponder = std::function<HttpResponse(
     const HttpRequestHeader& header, http::status status, std::string_view message)>;
 
 struct HttpServerOptions {
-  std::size_t body_limit = 4u << 20;      // bytes on the wire, before any decompression
+  std::size_t body_limit = 4u << 20;  // bytes on the wire, before any decompression
   // A deadline per message (and per response write), not per byte: a client
   // sending one byte a second is cut off like one sending nothing.
   std::chrono::milliseconds read_timeout{30000};

@@ -228,7 +228,9 @@ TEST_CASE("http_exporter: endpoint parsing appends /v1/traces to the base URL") 
 TEST_CASE("http_exporter: requests go to the right path on a live server") {
   FakeHttpUpstream upstream;
   for (const auto& [suffix, expected] : std::vector<std::pair<std::string, std::string>>{
-           {"", "/v1/traces"}, {"/", "/v1/traces"}, {"/custom/ingest", "/custom/ingest/v1/traces"}}) {
+           {"", "/v1/traces"},
+           {"/", "/v1/traces"},
+           {"/custom/ingest", "/custom/ingest/v1/traces"}}) {
     CAPTURE(suffix);
     auto exporter = make(http_config(upstream.url(suffix)));
     CHECK(exporter->export_request(sample_request(), 30).disposition ==
