@@ -16,6 +16,7 @@
 #include "daemon/receivers/otlp_grpc_receiver.h"
 #include "daemon/receivers/otlp_http_receiver.h"
 #include "daemon/receivers/peer_access.h"
+#include "daemon/receivers/server_tls_context.h"
 #include "daemon/sampling/sampler.h"
 #include "daemon/service/socket_activation.h"
 #include "daemon/telemetry/process_metrics.h"
@@ -126,8 +127,14 @@ Status Relay::start(service::SocketActivation* inherited) {
         limits,
         std::make_shared<receivers::PeerAccess>(rx.http, limits.max_connections, "http", metrics_));
     const std::size_t io_threads = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
-    http_server_ = std::make_unique<receivers::HttpServer>(
-        http_receiver_->server_options("otlp-http", io_threads), http_receiver_->handler());
+    auto options = http_receiver_->server_options("otlp-http", io_threads);
+    if (rx.http.tls.enabled) {
+      auto tls = receivers::ServerTlsContext::create(rx.http.tls, "http", metrics_);
+      if (!tls) return tls.error();
+      options.tls = std::move(tls).value();
+    }
+    http_server_ =
+        std::make_unique<receivers::HttpServer>(std::move(options), http_receiver_->handler());
     if (!rx.http.endpoint.empty()) {
       auto passed = inherited ? inherited->take_tcp(rx.http.endpoint) : std::nullopt;
       const auto address = passed ? service::bound_address(passed->get()) : std::string();
@@ -220,7 +227,9 @@ bool same_listener(const config::ListenerConfig& a, const config::ListenerConfig
   return a.endpoint == b.endpoint && a.unix_socket == b.unix_socket &&
          a.unix_socket_mode == b.unix_socket_mode && a.socket_group == b.socket_group &&
          a.allowed_uids == b.allowed_uids && a.allowed_gids == b.allowed_gids &&
-         a.allowed_cidrs == b.allowed_cidrs;
+         a.allowed_cidrs == b.allowed_cidrs && a.tls.enabled == b.tls.enabled &&
+         a.tls.cert_file == b.tls.cert_file && a.tls.key_file == b.tls.key_file &&
+         a.tls.client_ca_file == b.tls.client_ca_file && a.tls.min_version == b.tls.min_version;
 }
 
 bool same_exporter(const config::ExporterConfig& a, const config::ExporterConfig& b) {

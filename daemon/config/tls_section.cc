@@ -166,14 +166,6 @@ void read_listener_tls(YamlReader& reader, const Field* field, bool grpc, Server
   const Section tls =
       reader.open_map(field, {"cert_file", "key_file", "client_ca_file", "min_version"});
   if (reader.failed()) return;
-  if (!grpc) {
-    // Refused rather than accepted and ignored: a listener believed to be
-    // encrypted that is not would be worse than an error.
-    return reader.fail_at(field->key_mark,
-                          field->path +
-                              ": TLS on the OTLP/HTTP receiver is not available yet; use "
-                              "receivers.otlp.grpc.tls, or terminate TLS in front of it");
-  }
   for (const std::string_view key : {"cert_file", "key_file"}) {
     if (tls.get(key) == nullptr) {
       return reader.fail_at(field->key_mark, field->path + "." + std::string(key) +

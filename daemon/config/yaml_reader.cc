@@ -1,6 +1,9 @@
 #include "daemon/config/yaml_reader.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <algorithm>
+#include <sstream>
 
 namespace spanrelay::config {
 namespace {
@@ -129,16 +132,51 @@ std::string comma_list(const std::vector<std::string_view>& names) {
   return text;
 }
 
+namespace {
+
+// Notes where documents start and ignores the rest: counts the documents of a
+// file without building them.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+}  // namespace
+
 std::optional<YAML::Node> YamlReader::parse(std::string_view yaml) {
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-    if (documents.empty()) return YAML::Node(YAML::NodeType::Null);
-    if (documents.size() > 1) {
-      // Silently reading the first would hide the rest of the file.
-      fail_at(documents[1].Mark(), "expected one YAML document, found a second one");
+    // Not YAML::LoadAll: on some inputs (a stray ",") yaml-cpp 0.7 reports
+    // empty documents for ever without moving on, and LoadAll collects them
+    // until memory runs out (found by fuzzing). Two documents are enough to know.
+    std::istringstream stream{std::string(yaml)};
+    YAML::Parser parser(stream);
+    DocumentStarts starts;
+    while (starts.marks.size() < 2 && parser.HandleNextDocument(starts)) {
+    }
+    if (starts.marks.empty()) return YAML::Node(YAML::NodeType::Null);
+    if (starts.marks.size() > 1) {
+      const YAML::Mark& second = starts.marks[1];
+      if (second.pos == starts.marks[0].pos) {
+        fail_at(second, "invalid YAML: the parser cannot read past this point");
+      } else {
+        // Silently reading the first would hide the rest of the file.
+        fail_at(second, "expected one YAML document, found a second one");
+      }
       return std::nullopt;
     }
-    return documents.front();
+    return YAML::Load(std::string(yaml));
   } catch (const YAML::ParserException& e) {
     fail_at(e.mark, "invalid YAML: " + e.msg + tab_hint(yaml, e.mark));
   } catch (const YAML::Exception& e) {
@@ -153,7 +191,19 @@ void YamlReader::fail_at(const YAML::Mark& mark, const std::string& message) {
   if (!mark.is_null()) {  // yaml-cpp marks are 0-based; editors count from 1
     text += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
   }
-  error_ = Error{text + ": " + message};
+  // A safety net for messages built without fail() (e.g. "expected a map,
+  // got <the value>"): an expanded value (a secret, perhaps) is never shown.
+  std::string shown = message;
+  for (const auto& [value, written] : expanded_values_) {
+    if (value.empty()) continue;
+    const std::string needle = config::quoted(value);
+    const std::string replacement = "<expansion of " + config::quoted(written) + ">";
+    for (auto at = shown.find(needle); at != std::string::npos;
+         at = shown.find(needle, at + replacement.size())) {
+      shown.replace(at, needle.size(), replacement);
+    }
+  }
+  error_ = Error{text + ": " + shown};
 }
 
 void YamlReader::fail(const Field& field, std::string_view detail) {
@@ -169,6 +219,7 @@ void YamlReader::fail(const Field& field, std::string_view detail) {
 }
 
 void YamlReader::note_expanded(const YAML::Node& scalar, std::string written) {
+  expanded_values_.emplace_back(scalar.Scalar(), written);
   expanded_[scalar.Mark().pos] = std::move(written);
 }
 

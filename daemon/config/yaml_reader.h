@@ -137,6 +137,9 @@ class YamlReader {
   std::optional<Error> error_;
   // Expanded scalars by their position in the file: the text as written.
   std::map<int, std::string> expanded_;
+  // Every expanded value and its text as written: fail_at() replaces any
+  // quoted appearance of the value, whichever path built the message.
+  std::vector<std::pair<std::string, std::string>> expanded_values_;
 };
 
 }  // namespace spanrelay::config

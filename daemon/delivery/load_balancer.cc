@@ -254,6 +254,8 @@ void LoadBalancer::route(batching::Batch&& batch) {
 
 void LoadBalancer::route_on(const Routing& routing, batching::Batch&& batch, bool rerouted) {
   const std::uint32_t spans = batch.spans;
+  // Counted before the push: an exporter thread may deliver the batch at once.
+  if (rerouted) rerouted_spans_.add(spans);
   if (routing.owners.size() == 1) {
     routing.owners[0]->queue->push(std::move(batch));
   } else {
@@ -278,7 +280,6 @@ void LoadBalancer::route_on(const Routing& routing, batching::Batch&& batch, boo
       }
     }
   }
-  if (rerouted) rerouted_spans_.add(spans);
 }
 
 bool LoadBalancer::spill_request(std::string_view request, std::uint32_t spans) {
@@ -324,10 +325,10 @@ bool LoadBalancer::drain_partition(SpoolPartition& partition, std::size_t limit)
   for (std::size_t moved = 0; moved < limit; ++moved) {
     auto record = partition.spool->lease_next();
     if (!record) break;
-    const std::uint32_t spans = record->spans;
+    // Counted before the move: once acked, the spans are visible elsewhere.
+    if (!is_unrouted) rerouted_spans_.add(record->spans);
     transfer(*record, *current);
     partition.spool->ack(record->id);
-    if (!is_unrouted) rerouted_spans_.add(spans);
   }
   return partition.spool->stats().records == 0;
 }

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 
 #include "daemon/receivers/http_session.h"
 #include "daemon/receivers/peer_access.h"
@@ -150,10 +151,22 @@ class Listener : public ListenerBase, public std::enable_shared_from_this<Listen
       return;
     }
     if (!admit(socket)) return do_accept();
-    auto session = std::make_shared<Session<Protocol>>(std::move(socket), config_);
+    if constexpr (std::is_same_v<Protocol, tcp>) {
+      if (const auto& tls = config_->options.tls) {
+        start_session(std::make_shared<Session<http_detail::TlsTcpStream>>(
+            std::move(socket), tls->current(), config_));
+        return do_accept();
+      }
+    }
+    start_session(
+        std::make_shared<Session<beast::basic_stream<Protocol>>>(std::move(socket), config_));
+    do_accept();
+  }
+
+  template <class S>
+  void start_session(const std::shared_ptr<S>& session) {
     session->hold_connection_slot(std::move(slot_));
     if (registry_->add(session)) session->run();
-    do_accept();
   }
 
   // Access checks (PeerAccess) before any byte is read: a refused connection

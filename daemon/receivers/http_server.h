@@ -24,6 +24,7 @@
 namespace spanrelay::receivers {
 
 class PeerAccess;
+class ServerTlsContext;
 namespace http = boost::beast::http;
 using HttpRequest = http::request<http::string_body>;
 using HttpResponse = http::response<http::string_body>;
@@ -57,6 +58,9 @@ struct HttpServerOptions {
   std::string name;                        // for logs and error messages
   std::uint32_t header_limit = 16 * 1024;  // bytes of request line + header fields
   HttpErrorResponder error_responder;      // empty: plain-text answers
+  // When set, TCP listeners speak TLS (HTTPS); Unix sockets stay plaintext
+  // (their access is the file mode and the peer's credentials).
+  std::shared_ptr<ServerTlsContext> tls;
 };
 
 // A plain-text response, for handlers and the default error answers.

@@ -1,19 +1,22 @@
 #pragma once
 // One HTTP connection of HttpServer (internal to http_server.cc): read a
-// message, answer it, repeat while keep-alive. A template over the socket
-// protocol so that TCP and Unix sockets share the same code.
+// message, answer it, repeat while keep-alive. A template over the stream so
+// that TCP, Unix sockets and TLS over TCP share the same code.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "daemon/receivers/http_server.h"
+#include "daemon/receivers/server_tls_context.h"
 
 namespace spanrelay::receivers::http_detail {
 
@@ -47,17 +50,37 @@ inline bool is_http_protocol_error(const error_code& ec) {
   return ec.category() == make_error_code(http::error::bad_target).category();
 }
 
-// One connection: read a message, answer it, repeat while keep-alive. The same
-// code serves TCP and Unix sockets.
-template <class Protocol>
-class Session : public SessionBase, public std::enable_shared_from_this<Session<Protocol>> {
+template <class Stream>
+inline constexpr bool kIsTls = false;
+template <class Next>
+inline constexpr bool kIsTls<beast::ssl_stream<Next>> = true;
+
+using TlsTcpStream = beast::ssl_stream<beast::tcp_stream>;
+
+// One connection: read a message, answer it, repeat while keep-alive.
+// Stream: beast::basic_stream<tcp or unix> (plaintext) or TlsTcpStream.
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(typename Protocol::socket socket, std::shared_ptr<const SessionConfig> config)
+  // Plaintext: the accepted socket.
+  template <class Socket>
+  Session(Socket socket, std::shared_ptr<const SessionConfig> config)
       : stream_(std::move(socket)), config_(std::move(config)) {}
+  // TLS: the accepted socket and the context of the moment (kept alive here).
+  Session(net::ip::tcp::socket socket, std::shared_ptr<net::ssl::context> tls,
+          std::shared_ptr<const SessionConfig> config)
+      : tls_context_(std::move(tls)),
+        stream_(std::move(socket), *tls_context_),
+        config_(std::move(config)) {}
 
   void run() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Session::do_read_header, this->shared_from_this()));
+    if constexpr (kIsTls<Stream>) {
+      net::dispatch(stream_.get_executor(),
+                    beast::bind_front_handler(&Session::do_handshake, this->shared_from_this()));
+    } else {
+      net::dispatch(stream_.get_executor(),
+                    beast::bind_front_handler(&Session::do_read_header, this->shared_from_this()));
+    }
   }
 
   // At shutdown: an answer being written is finished first (its spans were
@@ -75,6 +98,20 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
  private:
   const HttpServerOptions& options() const { return config_->options; }
+  auto& transport() { return beast::get_lowest_layer(stream_); }
+
+  // TLS: the handshake is bounded by read_timeout like a request.
+  void do_handshake() {
+    transport().expires_after(options().read_timeout);
+    stream_.async_handshake(
+        net::ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
+          if (!ec) return self->do_read_header();
+          if (ec == net::error::operation_aborted) return;
+          if (self->options().tls) self->options().tls->count_handshake_failure();
+          spdlog::debug("{}: TLS handshake failed: {}", self->options().name, ec.message());
+          self->close_now();
+        });
+  }
 
   void do_read_header() {
     if (closed_) return;
@@ -82,7 +119,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     parser_.emplace();
     parser_->body_limit(options().body_limit);
     parser_->header_limit(options().header_limit);
-    stream_.expires_after(options().read_timeout);
+    transport().expires_after(options().read_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
         beast::bind_front_handler(&Session::on_read_header, this->shared_from_this()));
@@ -93,7 +130,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     // curl and some SDKs send "Expect: 100-continue" and wait for it before the body.
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       continue_response_.emplace(http::status::continue_, parser_->get().version());
-      stream_.expires_after(options().read_timeout);
+      transport().expires_after(options().read_timeout);
       http::async_write(stream_, *continue_response_,
                         [self = this->shared_from_this()](error_code write_ec, std::size_t) {
                           if (write_ec) return self->close_now();
@@ -105,7 +142,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void do_read_body() {
-    stream_.expires_after(options().read_timeout);
+    transport().expires_after(options().read_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::on_read_body, this->shared_from_this()));
   }
@@ -117,7 +154,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void on_read_error(const error_code& ec) {
     if (closed_ || ec == net::error::operation_aborted) return;
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec == net::ssl::error::stream_truncated) {
       return close_now();  // the client closed: a normal end, nothing to answer
     }
     if (ec == beast::error::timeout) {
@@ -181,7 +219,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     response.prepare_payload();
     const bool close_after = !response.keep_alive();
     response_.emplace(std::move(response));
-    stream_.expires_after(options().read_timeout);
+    transport().expires_after(options().read_timeout);
     http::async_write(
         stream_, *response_,
         beast::bind_front_handler(&Session::on_write, this->shared_from_this(), close_after));
@@ -204,7 +242,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   // first byte on, read_timeout bounds the whole message.
   void do_await_next_request() {
     if (buffer_.size() > 0 || options().idle_timeout.count() == 0) return do_read_header();
-    stream_.expires_after(options().idle_timeout);
+    transport().expires_after(options().idle_timeout);
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = this->shared_from_this()](error_code ec, std::size_t bytes) {
                               if (ec) {
@@ -218,8 +256,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void linger_close() {
     error_code ignored;
-    stream_.socket().shutdown(Protocol::socket::shutdown_send, ignored);
-    stream_.expires_after(
+    transport().socket().shutdown(net::socket_base::shutdown_send, ignored);
+    transport().expires_after(
         std::min<std::chrono::milliseconds>(options().read_timeout, kMaxLingerTime));
     do_drain();
   }
@@ -236,11 +274,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (closed_) return;
     closed_ = true;
     error_code ignored;
-    stream_.socket().shutdown(Protocol::socket::shutdown_both, ignored);
-    stream_.close();
+    transport().socket().shutdown(net::socket_base::shutdown_both, ignored);
+    transport().close();
   }
 
-  beast::basic_stream<Protocol> stream_;
+  std::shared_ptr<net::ssl::context> tls_context_;  // TLS only; outlives stream_
+  Stream stream_;
   std::shared_ptr<const SessionConfig> config_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;

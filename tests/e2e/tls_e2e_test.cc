@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "daemon/exporters/http_exporter.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "tests/e2e/delivery_support.h"
 #include "tests/e2e/harness.h"
@@ -320,4 +321,115 @@ TEST_CASE(
              }) >= 1;
     }));
   }
+}
+
+namespace {
+
+// One OTLP/HTTP export over HTTPS, with the relay's own HTTP exporter as the
+// client (a fresh one: a fresh connection and handshake each time).
+spanrelay::exporters::ExportResult https_export(const std::string& address,
+                                                const std::string& ca_file, const Pki* client,
+                                                const std::string& body) {
+  spanrelay::config::ExporterConfig config;
+  config.type = spanrelay::config::ExporterType::kOtlpHttp;
+  config.endpoint = "https://" + address + "/v1/traces";
+  config.compression = spanrelay::config::Compression::kNone;
+  config.timeout = 10s;
+  config.tls.enabled = true;
+  config.tls.ca_file = ca_file;
+  if (client != nullptr) {
+    config.tls.cert_file = client->client_cert;
+    config.tls.key_file = client->client_key;
+  }
+  auto exporter = spanrelay::exporters::HttpExporter::create(config);
+  REQUIRE_MESSAGE(exporter.ok(), exporter.error().message);
+  return exporter.value()->export_request(body, 1);
+}
+
+bool succeeded(const spanrelay::exporters::ExportResult& result) {
+  return result.disposition == spanrelay::exporters::ExportDisposition::kSuccess;
+}
+
+std::string with_http_tls(const std::string& yaml, const std::string& tls_flow_map) {
+  std::string out = yaml;
+  const std::string listener = "    http: { endpoint: 127.0.0.1:0 }\n";
+  const auto at = out.find(listener);
+  REQUIRE(at != std::string::npos);
+  out.replace(at, listener.size(),
+              "    http:\n      endpoint: 127.0.0.1:0\n      tls: " + tls_flow_map + "\n");
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "tls: the OTLP/HTTP receiver serves HTTPS (and mTLS): a client with the CA exports, a "
+    "plaintext or certificate-less client is refused and counted") {
+  TempDir dir;
+  const Pki pki = make_pki(dir, "h");
+  Sink sink(dir);
+  for (const bool mutual : {false, true}) {
+    CAPTURE(mutual);
+    RelaySetup setup;
+    setup.endpoint = sink.grpc_address();
+    const std::string yaml =
+        with_http_tls(relay_yaml(setup),
+                      "{ cert_file: " + pki.server_cert + ", key_file: " + pki.server_key +
+                          (mutual ? ", client_ca_file: " + pki.ca_cert : std::string()) + " }");
+    Daemon daemon(dir, yaml, mutual ? "relay-https-mtls" : "relay-https");
+    const std::string address = daemon.tcp_address("http");
+
+    std::vector<GeneratedSpan> spans;
+    const std::string body = serialize(make_request({.seed = mutual ? 2100u : 2000u}, &spans));
+    if (mutual) {
+      const auto refused = https_export(address, pki.ca_cert, nullptr, body);
+      CHECK_FALSE(succeeded(refused));
+    }
+    const auto accepted = https_export(address, pki.ca_cert, mutual ? &pki : nullptr, body);
+    CHECK_MESSAGE(succeeded(accepted), accepted.code << ": " << accepted.message);
+    // Plain HTTP to the TLS port gets no OTLP answer.
+    CHECK_THROWS(http_export(address, body));
+    const std::string failures =
+        "spanrelay_receiver_tls_handshake_failures_total{receiver=\"http\"}";
+    CHECK(wait_until([&] { return daemon.metric(failures) >= (mutual ? 2 : 1); }));
+    CHECK(wait_until([&] {
+      const auto arrived = sink.spans();
+      return std::count_if(arrived.begin(), arrived.end(), [&](const SinkSpan& span) {
+               return span.span_id == spans.front().span_id_hex;
+             }) >= 1;
+    }));
+  }
+}
+
+TEST_CASE(
+    "tls: a rotated OTLP/HTTP receiver certificate is served to new connections without a "
+    "restart") {
+  TempDir dir;
+  const Pki first = make_pki(dir, "h1");
+  const Pki second = make_pki(dir, "h2");
+  // The relay reads its certificate from paths that rotation rewrites.
+  const std::string cert = dir.file("live-server.crt");
+  const std::string key = dir.file("live-server.key");
+  write_file(cert, read_file(first.server_cert));
+  write_file(key, read_file(first.server_key));
+  Sink sink(dir);
+  RelaySetup setup;
+  setup.endpoint = sink.grpc_address();
+  Daemon daemon(
+      dir, with_http_tls(relay_yaml(setup), "{ cert_file: " + cert + ", key_file: " + key + " }"),
+      "relay-https-rotate");
+  const std::string address = daemon.tcp_address("http");
+  std::vector<GeneratedSpan> spans;
+  const std::string body = serialize(make_request({.seed = 2200u}, &spans));
+  CHECK(succeeded(https_export(address, first.ca_cert, nullptr, body)));
+  CHECK_FALSE(succeeded(https_export(address, second.ca_cert, nullptr, body)));
+
+  // Key first, then certificate: for a moment they do not match, and the
+  // relay keeps serving the old pair.
+  replace_file(key, read_file(second.server_key));
+  replace_file(cert, read_file(second.server_cert));
+  CHECK(
+      wait_until([&] { return succeeded(https_export(address, second.ca_cert, nullptr, body)); }));
+  CHECK_FALSE(succeeded(https_export(address, first.ca_cert, nullptr, body)));
+  check_balance(daemon);
 }
