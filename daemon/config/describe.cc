@@ -22,7 +22,40 @@ std::string describe_listener(const ListenerConfig& listener) {
     text +=
         "unix " + listener.unix_socket + " (mode " + octal_mode(listener.unix_socket_mode) + ")";
   }
-  return text.empty() ? "disabled" : text;
+  if (text.empty()) return "disabled";
+  if (listener.tls.enabled && !listener.endpoint.empty()) {
+    text += listener.tls.client_ca_file.empty() ? " tls" : " mtls";
+    text += listener.tls.min_version == TlsVersion::kTls13 ? ">=1.3" : ">=1.2";
+  }
+  if (!listener.allowed_uids.empty() || !listener.allowed_gids.empty()) {
+    text += " peer-credentials-checked";
+  }
+  return text;
+}
+
+// Names and counts only: key lists can be long, and salts are secrets.
+std::string describe_redaction(const RedactionConfig& redaction) {
+  const auto count = [](const std::vector<std::string>& keys,
+                        const std::vector<std::string>& patterns) {
+    return std::to_string(keys.size()) + "+" + std::to_string(patterns.size()) + "re";
+  };
+  std::string text = "redaction:";
+  if (!redaction.allow_keys.empty() || !redaction.allow_key_patterns.empty()) {
+    text += " allow=" + count(redaction.allow_keys, redaction.allow_key_patterns);
+  }
+  text += " delete=" + count(redaction.delete_keys, redaction.delete_key_patterns);
+  text += " hash=" + count(redaction.hash_keys, redaction.hash_key_patterns);
+  if (!redaction.hash_salt.empty()) text += " salt=<redacted>";
+  text += " mask_rules=" + std::to_string(redaction.mask.size());
+  return text;
+}
+
+std::string describe_client_tls(const ClientTlsConfig& tls) {
+  if (tls.insecure) return "insecure";
+  std::string text = tls.ca_file.empty() ? "ca=system" : "ca=" + tls.ca_file;
+  if (!tls.cert_file.empty()) text += " client_cert=" + tls.cert_file;
+  if (!tls.server_name.empty()) text += " server_name=" + tls.server_name;
+  return text + (tls.min_version == TlsVersion::kTls13 ? " min=1.3" : " min=1.2");
 }
 
 std::string_view exporter_type_name(ExporterType type) {
@@ -107,6 +140,20 @@ std::string describe(const Config& config) {
   text += "receivers.otlp.grpc: " + describe_listener(receivers.grpc) + "\n";
   text += "receivers.otlp.http: " + describe_listener(receivers.http) + "\n";
   text += "receivers.otlp.max_request_size: " + format_size(receivers.max_request_size) + "\n";
+  const auto& limits = receivers.limits;
+  text += "receivers.otlp limits: max_spans_per_request=" +
+          std::to_string(limits.max_spans_per_request) +
+          " max_attributes_per_span=" + std::to_string(limits.max_attributes_per_span) +
+          " max_attribute_value_length=" + format_size(limits.max_attribute_value_length) +
+          " max_connections=" + std::to_string(limits.max_connections) +
+          " read_timeout=" + format_duration(limits.read_timeout) +
+          " idle_timeout=" + format_duration(limits.idle_timeout) + "\n";
+  if (config.redaction.enabled) text += describe_redaction(config.redaction) + "\n";
+  if (!config.resource.attributes.empty()) {
+    text += "resource:";
+    for (const auto& [key, value] : config.resource.attributes) text += " " + key;
+    text += config.resource.override_existing ? " (override)\n" : " (insert)\n";
+  }
   if (config.sampling.enabled) text += describe_sampling(config.sampling) + "\n";
   text += "batch: max_spans=" + std::to_string(config.batch.max_spans) +
           " max_bytes=" + format_size(config.batch.max_bytes) +
@@ -116,8 +163,19 @@ std::string describe(const Config& config) {
   if (exporter.type == ExporterType::kFile) {
     text += " path=" + exporter.path;
   } else {
-    text += " endpoint=" + exporter.endpoint +
-            " compression=" + std::string(compression_name(exporter.compression));
+    if (!exporter.endpoints.empty()) {
+      text += " load-balanced endpoints=";
+      for (std::size_t i = 0; i < exporter.endpoints.size(); ++i) {
+        text += (i > 0 ? "," : "") + exporter.endpoints[i];
+      }
+    } else if (!exporter.dns.hostname.empty()) {
+      text += " load-balanced dns=" + exporter.dns.hostname + ":" +
+              std::to_string(exporter.dns.port) + " every " +
+              format_duration(exporter.dns.interval);
+    } else {
+      text += " endpoint=" + exporter.endpoint;
+    }
+    text += " compression=" + std::string(compression_name(exporter.compression));
   }
   text += " timeout=" + format_duration(exporter.timeout) +
           " max_in_flight=" + std::to_string(exporter.max_in_flight) + "\n";
@@ -126,6 +184,10 @@ std::string describe(const Config& config) {
     text += "exporter.headers:";
     for (const auto& [name, value] : exporter.headers) text += " " + name + "=<redacted>";
     text += "\n";
+  }
+  if (exporter.tls.enabled) text += "exporter.tls: " + describe_client_tls(exporter.tls) + "\n";
+  if (!exporter.auth.bearer_token_file.empty()) {
+    text += "exporter.auth: bearer_token_file=" + exporter.auth.bearer_token_file + "\n";
   }
   const auto& retry = exporter.retry;
   text += "exporter.retry: ";

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/otlp/attribute_reader.h"
 #include "daemon/otlp/wire_format.h"
 
 namespace spanrelay::otlp {
@@ -35,6 +36,10 @@ constexpr std::uint32_t kSpanFlags = 16;
 constexpr std::uint32_t kStatusMessage = 2;
 constexpr std::uint32_t kStatusCode = 3;
 constexpr std::uint32_t kSpanAttributes = 9;
+constexpr std::uint32_t kSpanEvents = 11;
+constexpr std::uint32_t kSpanLinks = 13;
+constexpr std::uint32_t kScopeAttributesField = 3;  // InstrumentationScope.attributes
+constexpr std::uint32_t kLinkAttributesField = 4;   // Span.Link.attributes
 // common/v1/common.proto: KeyValue, AnyValue, ArrayValue, KeyValueList.
 constexpr std::uint32_t kKeyValueValue = 2;
 constexpr std::uint32_t kAnyValueString = 1;
@@ -131,6 +136,15 @@ class Scanner {
   bool scan_span(std::string_view body, SpanView& span);
   bool scan_status(std::string_view body, SpanView& span);
   bool check_attribute(std::string_view key_value);
+  // The attributes of a Resource, InstrumentationScope, Span.Event or
+  // Span.Link (`field` is their attributes field): the same limits as a
+  // span's, each container counted on its own. Other fields are not looked at:
+  // the upstream's parser judges them, as before these limits.
+  bool check_attributes_of(std::string_view message, std::uint32_t field, const char* container);
+  bool attribute_limits_on() const {
+    return limits_.max_attributes_per_span != 0 || limits_.max_attribute_value_length != 0 ||
+           limits_.max_anyvalue_depth != 0;
+  }
 
   // Reads the value of a field whose tag was just read from `reader`; `at`
   // is the reader as it was before the tag, for error messages.
@@ -257,6 +271,10 @@ bool Scanner::scan_resource_spans(std::string_view body) {
       case kResourceSpansResource:
         if (!read_bytes(reader, at, *tag, "resource", value)) return false;
         group.resource = range_of(value);
+        if (attribute_limits_on() &&
+            !check_attributes_of(value, kResourceAttributesField, "resource")) {
+          return false;
+        }
         break;
       case kResourceSpansSchemaUrl:
         if (!read_bytes(reader, at, *tag, "schema_url", value)) return false;
@@ -300,6 +318,9 @@ bool Scanner::scan_scope_spans(std::string_view body, std::uint32_t resource_ind
       case kScopeSpansScope:
         if (!read_bytes(reader, at, *tag, "scope", value)) return false;
         group.scope = range_of(value);
+        if (attribute_limits_on() && !check_attributes_of(value, kScopeAttributesField, "scope")) {
+          return false;
+        }
         break;
       case kScopeSpansSchemaUrl:
         if (!read_bytes(reader, at, *tag, "schema_url", value)) return false;
@@ -320,9 +341,7 @@ bool Scanner::scan_span(std::string_view body, SpanView& span) {
   bool has_trace_id = false;
   bool has_span_id = false;
   std::uint32_t attributes = 0;
-  const bool check_attributes = limits_.max_attributes_per_span != 0 ||
-                                limits_.max_attribute_value_length != 0 ||
-                                limits_.max_anyvalue_depth != 0;
+  const bool check_attributes = attribute_limits_on();
   Reader reader(body);
   while (!reader.done()) {
     const Reader at = reader;
@@ -389,6 +408,18 @@ bool Scanner::scan_span(std::string_view body, SpanView& span) {
         }
         if (!check_attribute(value)) return false;
         break;
+      case kSpanEvents:
+      case kSpanLinks:
+        if (check_attributes) {
+          const bool event = tag->field == kSpanEvents;
+          if (!read_bytes(reader, at, *tag, event ? "events" : "links", value)) return false;
+          if (!check_attributes_of(value, event ? kEventAttributesField : kLinkAttributesField,
+                                   event ? "event" : "link")) {
+            return false;
+          }
+          break;
+        }
+        [[fallthrough]];  // unchecked: skipped like any other field
       default: {
         const char* name = nullptr;
         if (tag->field < kSpanFields.size()) {
@@ -439,6 +470,30 @@ bool Scanner::scan_status(std::string_view body, SpanView& span) {
         if (!skip(reader, at, *tag)) return false;
         break;
     }
+  }
+  return true;
+}
+
+bool Scanner::check_attributes_of(std::string_view message, std::uint32_t field,
+                                  const char* container) {
+  std::uint32_t attributes = 0;
+  Reader reader(message);
+  while (!reader.done()) {
+    const Reader at = reader;
+    const auto tag = reader.read_tag();
+    if (!tag) return fail_bad_tag(at);
+    if (tag->field != field) {
+      if (!skip(reader, at, *tag)) return false;
+      continue;
+    }
+    std::string_view value;
+    if (!read_bytes(reader, at, *tag, "attributes", value)) return false;
+    if (limits_.max_attributes_per_span != 0 && ++attributes > limits_.max_attributes_per_span) {
+      return fail_limit("max_attributes_per_span",
+                        "more than " + std::to_string(limits_.max_attributes_per_span) +
+                            " attributes on one " + container + " (max_attributes_per_span)");
+    }
+    if (!check_attribute(value)) return false;
   }
   return true;
 }

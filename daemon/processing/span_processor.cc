@@ -20,7 +20,9 @@ using otlp::wire::WireType;
 constexpr std::uint32_t kSpanEventsField = 11;
 constexpr std::uint32_t kSpanLinksField = 13;
 constexpr std::uint32_t kLinkAttributesField = 4;
-constexpr std::uint32_t kResourceSpansResourceField = 1;
+// ResourceSpans.resource and ScopeSpans.scope: both field 1 of their group.
+constexpr std::uint32_t kGroupMessageField = 1;
+constexpr std::uint32_t kScopeAttributesField = 3;  // InstrumentationScope.attributes
 constexpr std::uint32_t kKeyValueKeyField = 1;
 constexpr std::uint32_t kKeyValueValueField = 2;
 constexpr std::uint32_t kAnyStringField = 1;
@@ -366,7 +368,8 @@ Result<std::unique_ptr<SpanProcessor>> SpanProcessor::create(
   if (metrics != nullptr) {
     const std::string attributes_name = "spanrelay_redaction_attributes_total";
     const std::string attributes_help =
-        "Attributes (span, span event, span link and resource) changed by redaction, by action.";
+        "Attributes (span, span event, span link, scope and resource) changed by redaction, by "
+        "action.";
     processor->deleted_counter_ =
         &metrics->counter(attributes_name, attributes_help, {{"action", "deleted"}});
     processor->hashed_counter_ =
@@ -431,10 +434,12 @@ bool SpanProcessor::rewrite_message(std::string_view message, std::uint32_t attr
   return true;
 }
 
-bool SpanProcessor::rewrite_resource_header(std::string_view header, Work& work, std::string* out,
-                                            std::string* resource_body) const {
-  // The Resource may occur more than once (protobuf merges them); every
-  // occurrence is redacted, enrichment goes into the last one.
+bool SpanProcessor::rewrite_group_header(std::string_view header, bool resource, Work& work,
+                                         std::string* out, std::string* message_body) const {
+  // The Resource (or scope) may occur more than once (protobuf merges them);
+  // every occurrence is redacted, enrichment goes into the last one.
+  const std::uint32_t attributes_field =
+      resource ? otlp::kResourceAttributesField : kScopeAttributesField;
   struct Occurrence {
     const char* begin;
     const char* end;
@@ -453,11 +458,11 @@ bool SpanProcessor::rewrite_resource_header(std::string_view header, Work& work,
     }
     const auto body = reader.read_length_delimited();
     if (!body) return false;
-    if (tag->field != kResourceSpansResourceField) continue;
+    if (tag->field != kGroupMessageField) continue;
     Occurrence occurrence{begin, reader.position(), std::string(*body)};
     std::string rewritten;
-    work.remove_keys = override_existing_ ? &enrichment_keys_ : nullptr;
-    if (rewrite_message(*body, otlp::kResourceAttributesField, false, work, &rewritten)) {
+    work.remove_keys = resource && override_existing_ ? &enrichment_keys_ : nullptr;
+    if (rewrite_message(*body, attributes_field, false, work, &rewritten)) {
       occurrence.body = std::move(rewritten);
       changed = true;
     }
@@ -466,7 +471,7 @@ bool SpanProcessor::rewrite_resource_header(std::string_view header, Work& work,
   }
 
   std::string added;
-  for (std::size_t i = 0; i < enrichment_fields_.size(); ++i) {
+  for (std::size_t i = 0; resource && i < enrichment_fields_.size(); ++i) {
     const bool present =
         !override_existing_ &&
         std::any_of(resources.begin(), resources.end(), [&](const Occurrence& occurrence) {
@@ -479,8 +484,8 @@ bool SpanProcessor::rewrite_resource_header(std::string_view header, Work& work,
 
   if (resources.empty()) {
     *out = std::string(header);
-    otlp::wire::append_bytes_field(*out, kResourceSpansResourceField, added);
-    *resource_body = std::move(added);
+    otlp::wire::append_bytes_field(*out, kGroupMessageField, added);
+    *message_body = std::move(added);
     return true;
   }
   resources.back().body += added;
@@ -488,11 +493,11 @@ bool SpanProcessor::rewrite_resource_header(std::string_view header, Work& work,
   const char* copied = header.data();
   for (const Occurrence& occurrence : resources) {
     out->append(copied, occurrence.begin);
-    otlp::wire::append_bytes_field(*out, kResourceSpansResourceField, occurrence.body);
+    otlp::wire::append_bytes_field(*out, kGroupMessageField, occurrence.body);
     copied = occurrence.end;
   }
   out->append(copied, header.data() + header.size());
-  *resource_body = std::move(resources.back().body);
+  *message_body = std::move(resources.back().body);
   return true;
 }
 
@@ -511,7 +516,7 @@ Result<ProcessingStats> SpanProcessor::process(otlp::ScannedRequest& request) co
   for (otlp::ResourceGroup& group : request.resources) {
     std::string header;
     std::string body;
-    if (!rewrite_resource_header(group.header_bytes, work, &header, &body)) continue;
+    if (!rewrite_group_header(group.header_bytes, true, work, &header, &body)) continue;
     if (!fits(body.size())) return Error{"request too large after redaction"};
     group.header_bytes = std::move(header);
     group.resource = next_range(body.size());
@@ -519,6 +524,16 @@ Result<ProcessingStats> SpanProcessor::process(otlp::ScannedRequest& request) co
     ++work.stats.resources_changed;
   }
   if (rules_) {
+    for (otlp::ScopeGroup& group : request.scopes) {
+      std::string header;
+      std::string body;
+      if (!rewrite_group_header(group.header_bytes, false, work, &header, &body)) continue;
+      if (!fits(body.size())) return Error{"request too large after redaction"};
+      group.header_bytes = std::move(header);
+      group.scope = next_range(body.size());
+      extra += body;
+      ++work.stats.scopes_changed;
+    }
     for (otlp::SpanView& span : request.spans) {
       std::string rewritten;
       if (!rewrite_message(request.span_bytes(span), otlp::kSpanAttributesField, true, work,

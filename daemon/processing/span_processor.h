@@ -33,6 +33,7 @@ struct ProcessingStats {
   std::uint64_t masked = 0;         // attributes with at least one masked match
   std::uint64_t spans_changed = 0;  // spans whose own bytes were rewritten
   std::uint64_t resources_changed = 0;
+  std::uint64_t scopes_changed = 0;
 };
 
 class SpanProcessor {
@@ -58,10 +59,12 @@ class SpanProcessor {
   // then *out holds the new message body.
   bool rewrite_message(std::string_view message, std::uint32_t attributes_field, bool is_span,
                        Work& work, std::string* out) const;
-  // The new header_bytes of a ResourceSpans, or false when unchanged. *resource_body
-  // is then the body of its (last) Resource.
-  bool rewrite_resource_header(std::string_view header, Work& work, std::string* out,
-                               std::string* resource_body) const;
+  // The header of a ResourceSpans (`resource`: redaction and enrichment of
+  // its Resource) or of a ScopeSpans (redaction of its InstrumentationScope):
+  // the new header_bytes, or false when unchanged. *message_body is then the
+  // body of its (last) Resource or scope.
+  bool rewrite_group_header(std::string_view header, bool resource, Work& work, std::string* out,
+                            std::string* message_body) const;
 
   std::unique_ptr<AttributeRules> rules_;  // null when redaction has no rule
   // Enrichment attributes, each already encoded as a Resource.attributes field

@@ -375,7 +375,8 @@ TEST_CASE("config loader: describe() summarises the shipped config in a few line
                      "(mode 0660)\n") != std::string::npos);
   CHECK(summary.find("batch: max_spans=1024 max_bytes=1MiB timeout=2s\n") != std::string::npos);
   CHECK(summary.find("exporter: file path=./var/spans.jsonl") != std::string::npos);
-  CHECK(summary.find("telemetry: metrics=127.0.0.1:8888 log.level=info log.format=text\n") != std::string::npos);
+  CHECK(summary.find("telemetry: metrics=127.0.0.1:8888 log.level=info log.format=text\n") !=
+        std::string::npos);
   CHECK(summary.back() != '\n');
   CHECK(std::count(summary.begin(), summary.end(), '\n') <= 12);
 
@@ -387,4 +388,30 @@ TEST_CASE("config loader: describe() summarises the shipped config in a few line
   CHECK(other.find("receivers.otlp.http: disabled\n") != std::string::npos);
   CHECK(other.find("telemetry: metrics=disabled") != std::string::npos);
   CHECK(other.find("exporter.retry: disabled\n") != std::string::npos);
+}
+
+TEST_CASE(
+    "config loader: the start-up summary covers TLS, limits, redaction, enrichment and load "
+    "balancing, and shows no salt") {
+  const std::string tls = describe(load_valid("tls_grpc_mtls.yaml"));
+  CHECK(tls.find("receivers.otlp.grpc: tcp 0.0.0.0:4317 mtls>=1.2\n") != std::string::npos);
+  CHECK(tls.find("exporter.tls: ca=/etc/spanrelay/upstream/ca.crt") != std::string::npos);
+  CHECK(tls.find("exporter.auth: bearer_token_file=/var/run/secrets/spanrelay/token\n") !=
+        std::string::npos);
+  CHECK(tls.find("receivers.otlp limits: max_spans_per_request=") != std::string::npos);
+  const std::string https = describe(load_valid("tls_receiver_http.yaml"));
+  CHECK(https.find("receivers.otlp.http: tcp 127.0.0.1:4318 mtls>=1.3\n") != std::string::npos);
+
+  const Config redacting = load_valid("redaction_every_option.yaml");
+  const std::string redaction = describe(redacting);
+  CHECK(redaction.find("\nredaction: allow=") != std::string::npos);
+  CHECK(redaction.find("salt=<redacted>") != std::string::npos);
+  REQUIRE_FALSE(redacting.redaction.hash_salt.empty());
+  CHECK(redaction.find(redacting.redaction.hash_salt) == std::string::npos);
+  CHECK(redaction.find("\nresource: deployment.environment") != std::string::npos);
+
+  CHECK(describe(load_valid("load_balancing_dns.yaml")).find(" load-balanced dns=") !=
+        std::string::npos);
+  CHECK(describe(load_valid("load_balancing_endpoints.yaml")).find(" load-balanced endpoints=") !=
+        std::string::npos);
 }

@@ -125,6 +125,76 @@ TEST_CASE("limits: the scanner bounds AnyValue nesting without recursion") {
   CHECK(scan(request_with_attribute(nested_attribute(3000)), {.max_attribute_value_length = 1}).ok);
 }
 
+TEST_CASE(
+    "limits: resource, scope, event and link attributes have the span's limits, each counted "
+    "on its own") {
+  using Filler = void (*)(pb::ExportTraceServiceRequest&, int);
+  const std::pair<const char*, Filler> containers[] = {
+      {"resource",
+       [](pb::ExportTraceServiceRequest& r, int n) {
+         auto* resource = r.mutable_resource_spans(0)->mutable_resource();
+         for (int i = 0; i < n; ++i) {
+           auto* a = resource->add_attributes();
+           a->set_key("r" + std::to_string(i));
+           a->mutable_value()->set_string_value(std::string(20, 'r'));
+         }
+       }},
+      {"scope",
+       [](pb::ExportTraceServiceRequest& r, int n) {
+         auto* scope = r.mutable_resource_spans(0)->mutable_scope_spans(0)->mutable_scope();
+         for (int i = 0; i < n; ++i) {
+           auto* a = scope->add_attributes();
+           a->set_key("s" + std::to_string(i));
+           a->mutable_value()->set_string_value(std::string(20, 's'));
+         }
+       }},
+      {"event",
+       [](pb::ExportTraceServiceRequest& r, int n) {
+         auto* event = span_of(r)->add_events();
+         for (int i = 0; i < n; ++i) {
+           auto* a = event->add_attributes();
+           a->set_key("e" + std::to_string(i));
+           a->mutable_value()->set_string_value(std::string(20, 'e'));
+         }
+       }},
+      {"link",
+       [](pb::ExportTraceServiceRequest& r, int n) {
+         auto* link = span_of(r)->add_links();
+         link->set_trace_id(std::string(16, '\x03'));
+         link->set_span_id(std::string(8, '\x04'));
+         for (int i = 0; i < n; ++i) {
+           auto* a = link->add_attributes();
+           a->set_key("l" + std::to_string(i));
+           a->mutable_value()->set_string_value(std::string(20, 'l'));
+         }
+       }},
+  };
+  for (const auto& [name, fill] : containers) {
+    const std::string container = name;
+    CAPTURE(container);
+    auto request = one_span();
+    // Two attributes on the span and three on the container: the counts are
+    // separate, so a limit of 3 passes.
+    for (int i = 0; i < 2; ++i) {
+      auto* attribute = span_of(request)->add_attributes();
+      attribute->set_key("k" + std::to_string(i));
+      attribute->mutable_value()->set_int_value(i);
+    }
+    fill(request, 3);
+    const std::string bytes = request.SerializeAsString();
+    CHECK(scan(bytes, {.max_attributes_per_span = 3}).ok);
+    const Scanned too_many = scan(bytes, {.max_attributes_per_span = 2});
+    CHECK_FALSE(too_many.ok);
+    CHECK(too_many.limit_hit == "max_attributes_per_span");
+    CHECK(too_many.error.find(std::string("attributes on one ") + name) != std::string::npos);
+    CHECK(scan(bytes, {.max_attribute_value_length = 20}).ok);
+    const Scanned too_long = scan(bytes, {.max_attribute_value_length = 19});
+    CHECK(too_long.limit_hit == "max_attribute_value_length");
+    // Without limits nothing is walked, and the request passes.
+    CHECK(scan(bytes, {}).ok);
+  }
+}
+
 TEST_CASE("limits: a malformed attribute is a decode error, not a limit") {
   std::string key_value;
   otlp::wire::append_bytes_field(key_value, 1, "k");

@@ -496,3 +496,36 @@ TEST_CASE("resource: enrichment comes after redaction, so an allow-list does not
 
 }  // namespace
 }  // namespace spanrelay::processing
+
+namespace spanrelay::processing {
+
+TEST_CASE("redaction: scope attributes are redacted like the others, the scope's name kept") {
+  config::RedactionConfig config = redaction();
+  config.delete_keys = {"secret"};
+  config.hash_keys = {"user.id"};
+  config.hash_salt = std::string(kSalt);
+  const auto processor = make_processor(config);
+  auto request = make_request(2, [](KeyValues* attributes) { add_string(attributes, "a", "b"); });
+  auto* scope = request.mutable_resource_spans(0)->mutable_scope_spans(0)->mutable_scope();
+  scope->set_version("1.2.3");
+  add_string(scope->mutable_attributes(), "secret", "hunter2");
+  add_string(scope->mutable_attributes(), "user.id", "alice");
+  add_string(scope->mutable_attributes(), "keep", "me");
+  ProcessingStats stats;
+  const auto output = run(*processor, request, &stats);
+  REQUIRE(output.resource_spans(0).scope_spans_size() == 1);
+  const auto& scope_spans = output.resource_spans(0).scope_spans(0);
+  CHECK(scope_spans.spans_size() == 2);
+  CHECK(scope_spans.scope().name() == "lib");
+  CHECK(scope_spans.scope().version() == "1.2.3");
+  const auto& attributes = scope_spans.scope().attributes();
+  CHECK(attributes.size() == 2);
+  CHECK(find(attributes, "secret") == nullptr);
+  CHECK(string_of(attributes, "keep") == "me");
+  CHECK(string_of(attributes, "user.id") != "alice");
+  CHECK(stats.scopes_changed == 1);
+  CHECK(stats.spans_changed == 0);  // the spans' own attributes matched no rule
+  CHECK(output.SerializeAsString().find("hunter2") == std::string::npos);
+}
+
+}  // namespace spanrelay::processing
