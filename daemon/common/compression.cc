@@ -43,40 +43,78 @@ Decompressed too_large(std::size_t max_output) {
 
 Decompressed corrupt(std::string what) { return {DecompressStatus::kCorrupt, {}, std::move(what)}; }
 
-struct InflateStream {
-  z_stream stream{};
-  bool initialised = false;
-  ~InflateStream() {
-    if (initialised) inflateEnd(&stream);
+// Compression contexts are kept per thread and reset between bodies, not
+// made anew for each: zlib's and zstd's set-up allocates and clears hundreds of
+// KiB, which cost as much as compressing a small batch (issue 6). Each holder
+// frees its context when its thread ends.
+class ZlibStream {
+ public:
+  ZlibStream(bool inflating, int window_bits) : inflating_(inflating) {
+    const int rc = inflating
+                       ? inflateInit2(&stream_, window_bits)
+                       : deflateInit2(&stream_, 1, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY);
+    ready_ = rc == Z_OK;
   }
+  ~ZlibStream() {
+    if (!ready_) return;
+    if (inflating_) {
+      inflateEnd(&stream_);
+    } else {
+      deflateEnd(&stream_);
+    }
+  }
+  ZlibStream(const ZlibStream&) = delete;
+  ZlibStream& operator=(const ZlibStream&) = delete;
+
+  // The stream, reset for a new body; null when zlib could not set it up.
+  z_stream* fresh() {
+    if (!ready_) return nullptr;
+    const int rc = inflating_ ? inflateReset(&stream_) : deflateReset(&stream_);
+    return rc == Z_OK ? &stream_ : nullptr;
+  }
+
+ private:
+  z_stream stream_{};
+  bool inflating_;
+  bool ready_ = false;
 };
+
+// windowBits 15+16 is gzip framing, 15 zlib framing: one stream per thread for each.
+z_stream* thread_zlib_stream(bool inflating, int window_bits) {
+  thread_local ZlibStream gzip_inflate(true, 15 + 16);
+  thread_local ZlibStream zlib_inflate(true, 15);
+  thread_local ZlibStream gzip_deflate(false, 15 + 16);
+  thread_local ZlibStream zlib_deflate(false, 15);
+  const bool gzip = window_bits == 15 + 16;
+  if (inflating) return gzip ? gzip_inflate.fresh() : zlib_inflate.fresh();
+  return gzip ? gzip_deflate.fresh() : zlib_deflate.fresh();
+}
 
 // windowBits 15+16 reads gzip framing, 15 reads zlib framing.
 Decompressed inflate_body(std::string_view input, std::size_t max_output, int window_bits) {
-  InflateStream z;
-  if (inflateInit2(&z.stream, window_bits) != Z_OK) return corrupt("zlib initialisation failed");
-  z.initialised = true;
+  z_stream* stream = thread_zlib_stream(true, window_bits);
+  if (stream == nullptr) return corrupt("zlib initialisation failed");
   Decompressed out;
-  z.stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data()));
-  z.stream.avail_in = static_cast<uInt>(input.size());
+  stream->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data()));
+  stream->avail_in = static_cast<uInt>(input.size());
   std::array<char, kChunk> buffer{};
   for (;;) {
-    z.stream.next_out = reinterpret_cast<Bytef*>(buffer.data());
-    z.stream.avail_out = static_cast<uInt>(buffer.size());
-    const int rc = inflate(&z.stream, Z_NO_FLUSH);
-    const std::size_t produced = buffer.size() - z.stream.avail_out;
+    stream->next_out = reinterpret_cast<Bytef*>(buffer.data());
+    stream->avail_out = static_cast<uInt>(buffer.size());
+    const int rc = inflate(stream, Z_NO_FLUSH);
+    const std::size_t produced = buffer.size() - stream->avail_out;
     if (out.bytes.size() + produced > max_output) return too_large(max_output);
     out.bytes.append(buffer.data(), produced);
     if (rc == Z_STREAM_END) {
       // Concatenated gzip members are one body (RFC 1952 2.2).
-      if (z.stream.avail_in == 0) return out;
-      if (inflateReset(&z.stream) != Z_OK) return corrupt("gzip stream reset failed");
+      if (stream->avail_in == 0) return out;
+      if (inflateReset(stream) != Z_OK) return corrupt("gzip stream reset failed");
       continue;
     }
-    if (rc == Z_BUF_ERROR && z.stream.avail_in == 0) return corrupt("truncated compressed body");
+    if (rc == Z_BUF_ERROR && stream->avail_in == 0) return corrupt("truncated compressed body");
     if (rc != Z_OK && rc != Z_BUF_ERROR) {
       return corrupt(std::string("invalid compressed body: ") +
-                     (z.stream.msg ? z.stream.msg : "zlib error " + std::to_string(rc)));
+                     (stream->msg ? stream->msg : "zlib error " + std::to_string(rc)));
     }
   }
 }
@@ -84,6 +122,23 @@ Decompressed inflate_body(std::string_view input, std::size_t max_output, int wi
 struct ZstdDStreamDeleter {
   void operator()(ZSTD_DStream* s) const { ZSTD_freeDStream(s); }
 };
+struct ZstdCCtxDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+
+// Reset for a new frame; null when zstd could not allocate it.
+ZSTD_DStream* thread_zstd_dstream() {
+  thread_local std::unique_ptr<ZSTD_DStream, ZstdDStreamDeleter> stream(ZSTD_createDStream());
+  if (!stream || ZSTD_isError(ZSTD_DCtx_reset(stream.get(), ZSTD_reset_session_only))) {
+    return nullptr;
+  }
+  return stream.get();
+}
+
+ZSTD_CCtx* thread_zstd_cctx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, ZstdCCtxDeleter> context(ZSTD_createCCtx());
+  return context.get();
+}
 
 Decompressed unzstd_body(std::string_view input, std::size_t max_output) {
   // Refuse early when the frame header already declares too much.
@@ -91,15 +146,15 @@ Decompressed unzstd_body(std::string_view input, std::size_t max_output) {
   if (declared == ZSTD_CONTENTSIZE_ERROR) return corrupt("invalid zstd frame header");
   if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared > max_output) return too_large(max_output);
 
-  std::unique_ptr<ZSTD_DStream, ZstdDStreamDeleter> stream(ZSTD_createDStream());
-  if (!stream) return corrupt("zstd initialisation failed");
+  ZSTD_DStream* const stream = thread_zstd_dstream();
+  if (stream == nullptr) return corrupt("zstd initialisation failed");
   Decompressed out;
   ZSTD_inBuffer in{input.data(), input.size(), 0};
   std::array<char, kChunk> buffer{};
   std::size_t last_rc = 1;
   while (in.pos < in.size) {
     ZSTD_outBuffer chunk{buffer.data(), buffer.size(), 0};
-    last_rc = ZSTD_decompressStream(stream.get(), &chunk, &in);
+    last_rc = ZSTD_decompressStream(stream, &chunk, &in);
     if (ZSTD_isError(last_rc))
       return corrupt(std::string("invalid zstd body: ") + ZSTD_getErrorName(last_rc));
     if (out.bytes.size() + chunk.pos > max_output) return too_large(max_output);
@@ -108,7 +163,7 @@ Decompressed unzstd_body(std::string_view input, std::size_t max_output) {
   // Flush what the decoder still holds once all input is consumed.
   while (last_rc != 0) {
     ZSTD_outBuffer chunk{buffer.data(), buffer.size(), 0};
-    last_rc = ZSTD_decompressStream(stream.get(), &chunk, &in);
+    last_rc = ZSTD_decompressStream(stream, &chunk, &in);
     if (ZSTD_isError(last_rc))
       return corrupt(std::string("invalid zstd body: ") + ZSTD_getErrorName(last_rc));
     if (out.bytes.size() + chunk.pos > max_output) return too_large(max_output);
@@ -119,10 +174,9 @@ Decompressed unzstd_body(std::string_view input, std::size_t max_output) {
 }
 
 Result<std::string> deflate_body(std::string_view input, int window_bits) {
-  z_stream stream{};
-  if (deflateInit2(&stream, 1, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    return Error{"zlib initialisation failed"};
-  }
+  z_stream* const reset = thread_zlib_stream(false, window_bits);
+  if (reset == nullptr) return Error{"zlib initialisation failed"};
+  z_stream& stream = *reset;
   std::string out;
   out.resize(deflateBound(&stream, static_cast<uLong>(input.size())));
   stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data()));
@@ -131,7 +185,6 @@ Result<std::string> deflate_body(std::string_view input, int window_bits) {
   stream.avail_out = static_cast<uInt>(out.size());
   const int rc = deflate(&stream, Z_FINISH);
   out.resize(stream.total_out);
-  deflateEnd(&stream);
   if (rc != Z_STREAM_END) return Error{"gzip compression failed"};
   return out;
 }
@@ -164,7 +217,10 @@ Result<std::string> compress(Codec codec, std::string_view input) {
     case Codec::kZstd: {
       std::string out;
       out.resize(ZSTD_compressBound(input.size()));
-      const auto n = ZSTD_compress(out.data(), out.size(), input.data(), input.size(), 1);
+      ZSTD_CCtx* const context = thread_zstd_cctx();
+      if (context == nullptr) return Error{"zstd initialisation failed"};
+      const auto n =
+          ZSTD_compressCCtx(context, out.data(), out.size(), input.data(), input.size(), 1);
       if (ZSTD_isError(n))
         return Error{std::string("zstd compression failed: ") + ZSTD_getErrorName(n)};
       out.resize(n);
