@@ -507,8 +507,47 @@ bool Scanner::check_attributes_of(std::string_view message, std::uint32_t field,
 // KeyValue), and the depth limit bounds it. Fields of a wire type other than
 // the one common.proto gives them are skipped like unknown fields, as
 // libprotobuf does.
+// The shape SDKs give almost every attribute, recognised byte by byte: a key
+// (field 1) then a value (field 2) holding one string, bytes, bool, int or
+// double, with every length in one byte (below 128). True when `key_value`
+// has exactly that shape and obeys `max_length` (0 = none); false sends it
+// through the general walk, which judges it (issue 6: this took the attribute
+// limits from ~1.2x to a small fraction of the scan's own cost).
+bool is_simple_valid_attribute(std::string_view key_value, std::uint64_t max_length) {
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(key_value.data());
+  const std::size_t size = key_value.size();
+  // key: tag 0x0A (field 1, length-delimited), one-byte length.
+  if (size < 4 || bytes[0] != 0x0A || bytes[1] >= 0x80) return false;
+  std::size_t at = 2 + bytes[1];
+  // value: tag 0x12 (field 2, length-delimited), one-byte length, to the end.
+  if (at + 2 > size || bytes[at] != 0x12 || bytes[at + 1] >= 0x80) return false;
+  const std::size_t value_size = bytes[at + 1];
+  at += 2;
+  if (at + value_size != size || value_size < 2) return false;
+  const std::uint8_t* value = bytes + at;
+  switch (value[0]) {
+    case 0x0A:  // string_value
+    case 0x3A:  // bytes_value
+      return value[1] < 0x80 && 2u + value[1] == value_size &&
+             (max_length == 0 || value[1] <= max_length);
+    case 0x10:  // bool_value
+    case 0x18:  // int_value: a varint that ends exactly at the end
+      if (value_size > 11) return false;
+      for (std::size_t i = 1; i + 1 < value_size; ++i) {
+        if (value[i] < 0x80) return false;
+      }
+      // A ten-byte varint (a negative int) may carry only one bit in its last byte.
+      return value[value_size - 1] < (value_size == 11 ? 2 : 0x80);
+    case 0x21:  // double_value
+      return value_size == 9;
+    default:
+      return false;
+  }
+}
+
 bool Scanner::check_attribute(std::string_view key_value) {
-  // Most attributes are a key and a scalar or a short string: those are
+  if (is_simple_valid_attribute(key_value, limits_.max_attribute_value_length)) return true;
+  // Most other attributes are a key and a scalar or a string: those are
   // checked here, in one pass without the stack (the profile of issue 6 had
   // this function at a fifth of the daemon's CPU). Array and kvlist values
   // take the general walk below.
