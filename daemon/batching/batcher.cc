@@ -1,5 +1,7 @@
 #include "daemon/batching/batcher.h"
 
+#include "daemon/common/thread_role.h"
+
 namespace spanrelay::batching {
 
 Batcher::Batcher(config::BatchConfig config, delivery::MemoryBudget& budget, BatchSink sink,
@@ -130,6 +132,7 @@ void Batcher::flush() {
 }
 
 void Batcher::timer_loop() {
+  set_current_thread_role("sr-batch-timer", ThreadRole::kBackground);
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     if (writer_.empty()) {

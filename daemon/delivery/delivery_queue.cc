@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <random>
 
+#include "daemon/common/thread_role.h"
+
 namespace spanrelay::delivery {
 
 namespace {
@@ -227,6 +229,7 @@ void DeliveryQueue::shutdown(Clock::time_point deadline) {
 }
 
 void DeliveryQueue::worker_loop(unsigned index) {
+  set_current_thread_role("sr-export-" + std::to_string(index), ThreadRole::kBackground);
   for (;;) {
     std::optional<batching::Batch> batch;
     {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "daemon/common/thread_role.h"
 #include "daemon/delivery/load_balancer.h"
 #include "daemon/delivery/load_balancer_member.h"
 
@@ -47,6 +48,7 @@ void LoadBalancer::on_members(const std::vector<std::string>& members) {
 }
 
 void LoadBalancer::maintenance_loop() {
+  set_current_thread_role("sr-lb-maint", ThreadRole::kBackground);
   for (;;) {
     const Clock::time_point next = maintain();
     std::unique_lock lock(mutex_);

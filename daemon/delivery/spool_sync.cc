@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/common/thread_role.h"
 #include "daemon/delivery/spool.h"
 
 namespace spanrelay::delivery {
@@ -112,6 +113,7 @@ void Spool::roll_active_segment() {
 }
 
 void Spool::flusher_loop() {
+  set_current_thread_role("sr-spool-sync", ThreadRole::kBackground);
   const auto interval = std::max(config_.fsync_interval, config::Duration(1));
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {

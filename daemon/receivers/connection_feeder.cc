@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "daemon/common/thread_role.h"
+
 namespace spanrelay::receivers {
 
 namespace {
@@ -40,6 +42,7 @@ void ConnectionFeeder::stop() {
 }
 
 void ConnectionFeeder::accept_loop() {
+  set_current_thread_role("sr-grpc-accept", ThreadRole::kAckPath);
   pollfd fds[2] = {{listening_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
   for (;;) {
     const int ready = ::poll(fds, 2, -1);

@@ -20,6 +20,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "daemon/common/thread_role.h"
 #include "daemon/receivers/http_session.h"
 #include "daemon/receivers/peer_access.h"
 #include "daemon/receivers/unix_socket_file.h"
@@ -372,6 +373,7 @@ void HttpServer::start() {
   const std::size_t threads = std::max<std::size_t>(1, state_->config->options.io_threads);
   for (std::size_t i = 0; i < threads; ++i) {
     state_->threads.emplace_back([state = state_.get()] {
+      set_current_thread_role(state->name() + "-io", ThreadRole::kAckPath);
       for (;;) {
         try {
           state->ioc.run();

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "daemon/common/thread_role.h"
+
 namespace spanrelay::sampling {
 
 namespace {
@@ -55,6 +57,7 @@ void SamplingShard::stop() {
 }
 
 void SamplingShard::run() {
+  set_current_thread_role("sr-sampler", ThreadRole::kBackground);
   std::vector<ShardWork> work;
   for (;;) {
     bool stopping = false;
