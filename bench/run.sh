@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # spanrelay benchmark runner: every scenario of bench/README.md in one command.
 #
-#   bench/run.sh [--quick] [--build-dir DIR] [--duration S] [--only 1r,7r] [--keep]
+#   bench/run.sh [--quick] [--build-dir DIR] [--duration S] [--only 1r,7r]
+#                [--daemon-cpus LIST|none] [--keep]
 #
-#   --quick          3 s of load per scenario instead of 10 s
-#   --build-dir DIR  where spanrelayd, tests/spanrelay-testsink and
-#                    bench/spanrelay-loadgen are (default: <repo>/build)
-#   --duration S     seconds of load per scenario (overrides --quick)
-#   --only LIST      run only these scenario ids (comma separated, e.g. 1r,7r,7a)
-#   --keep           keep the temp dir (configs, logs, scrapes) and print its path
+#   --quick             3 s of load per scenario instead of 10 s
+#   --build-dir DIR     where spanrelayd, tests/spanrelay-testsink and
+#                       bench/spanrelay-loadgen are (default: <repo>/build)
+#   --duration S        seconds of load per scenario (overrides --quick; the
+#                       knee scenarios use min(S, 5) per step)
+#   --only LIST         run only these scenario ids (comma separated, e.g. 1r,7r,knee)
+#   --daemon-cpus LIST  pin spanrelayd to these CPUs (taskset -c LIST) and
+#                       loadgen + sink to the others. Default: CPU 0 when the
+#                       machine has 2 cores or more (none otherwise);
+#                       "none" disables pinning
+#   --keep              keep the temp dir (configs, logs, scrapes) and print its path
 #
 # For each scenario it starts a fresh test sink (--count-only) and a fresh
 # spanrelayd (config from bench/configs/, all ports 127.0.0.1:0, learnt from
 # --ready-file), runs spanrelay-loadgen against the daemon, waits (bounded)
 # for the daemon to deliver what it accepted, stops everything with SIGTERM
 # and prints one markdown table on stdout (progress goes to stderr).
+# The knee scenarios instead step a fixed offered load up (one daemon, one
+# loadgen run per step) until the daemon refuses or falls behind.
 #
 # Figures never fail the run: a missing figure is "-". The exit code is 0
 # unless a process could not start (then 1, and the temp dir is kept).
@@ -41,11 +49,28 @@ readonly DECISION_WAIT_S=5     # sampling.decision_wait in sampling.yaml
 readonly SHUTDOWN_TIMEOUT_S=5  # service.shutdown_timeout in the configs
 readonly SCRAPE_INTERVAL_S=0.5
 readonly BINARY_WAIT_S=300
+# Saturation ("knee") scenarios: offered spans/s per step (x1.33-2 apart); each
+# step at most KNEE_MAX_STEP_S long, the scenario stops at the first step not
+# served fully or once KNEE_BUDGET_S have passed (bounded to about a minute).
+readonly KNEE_STEPS_SPANS_S=(50000 100000 150000 200000 300000 400000 600000 800000 1200000 1600000)
+readonly KNEE_MAX_STEP_S=5
+readonly KNEE_BUDGET_S=55
+readonly KNEE_CONCURRENCY=8  # open loop, one request in flight per worker
+readonly KNEE_POOL=500
+# A step is served fully when nothing is refused or failed, loadgen got acks
+# for >= KNEE_ACKED_SHARE of the offered spans/s, and the sink received >=
+# KNEE_UPSTREAM_SHARE of them during the step (the exporter keeps up).
+readonly KNEE_ACKED_SHARE=0.95
+readonly KNEE_UPSTREAM_SHARE=0.90
 
 BUILD_DIR="$REPO_DIR/build"
 DURATION_S=10
 ONLY=""
 KEEP=0
+DAEMON_CPUS=auto
+DAEMON_PIN=()   # command prefix for spanrelayd (taskset -c LIST), or empty
+TOOLS_PIN=()    # command prefix for loadgen and the sink
+PINNING_TEXT="no CPU pinning"
 
 # id | label | config template | ingress | loadgen flags | rate ("max" or req/s) | sink flags
 readonly SCENARIOS=(
@@ -62,6 +87,8 @@ readonly SCENARIOS=(
   "8|slow upstream (1 s) → gRPC gzip|grpc-gzip|grpc||$FIXED_RATE|--delay-ms 1000"
   "8s|slow upstream (1 s), spool on → gRPC gzip|grpc-gzip-spool|grpc||$FIXED_RATE|--delay-ms 1000"
   "9|upstream down, spooling → (nothing)|grpc-down-spool|grpc||$FIXED_RATE|"
+  "knee|gRPC TCP → gRPC gzip|grpc-gzip|grpc||knee|"
+  "knee2|gRPC TCP → gRPC none|grpc-none|grpc||knee|"
 )
 
 WORK_DIR=""
@@ -70,6 +97,7 @@ CHILD_PIDS=()
 START_FAILURES=0
 TABLE_ROWS=()
 SAMPLING_ROWS=()
+KNEE_TABLES=()
 NOTES=()
 declare -A WINDOW_CPU_PER_MSPANS=() DRAINED_CPU_NS_PER_SPAN=()
 
@@ -93,6 +121,7 @@ parse_args() {
       --build-dir) BUILD_DIR="${2:?--build-dir needs a value}"; shift ;;
       --duration) DURATION_S="${2:?--duration needs a value}"; duration_set=1; shift ;;
       --only) ONLY=",${2:?--only needs a value},"; shift ;;
+      --daemon-cpus) DAEMON_CPUS="${2:?--daemon-cpus needs a value}"; shift ;;
       --keep) KEEP=1 ;;
       -h | --help) usage; exit 0 ;;
       *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -101,54 +130,68 @@ parse_args() {
   done
 }
 
+# --- CPU pinning ---------------------------------------------------------------
+
+# "0,2-3" -> "0 2 3"
+expand_cpu_list() {
+  local part cpu cpus=()
+  local -a parts
+  IFS=',' read -r -a parts <<<"$1"
+  for part in "${parts[@]}"; do
+    if [[ "$part" =~ ^([0-9]+)-([0-9]+)$ ]]; then
+      for ((cpu = BASH_REMATCH[1]; cpu <= BASH_REMATCH[2]; cpu++)); do cpus+=("$cpu"); done
+    elif [[ "$part" =~ ^[0-9]+$ ]]; then
+      cpus+=("$part")
+    else
+      return 1
+    fi
+  done
+  echo "${cpus[@]}"
+}
+
+# Sets DAEMON_PIN, TOOLS_PIN and PINNING_TEXT from --daemon-cpus: the daemon on
+# its CPUs, loadgen and the sink on every other CPU this shell may use.
+setup_pinning() {
+  local allowed daemon_cpus cpu others=()
+  [[ "$DAEMON_CPUS" != none ]] || return 0
+  if ! command -v taskset >/dev/null; then
+    [[ "$DAEMON_CPUS" == auto ]] || { echo "run.sh: --daemon-cpus needs taskset (util-linux)" >&2; exit 2; }
+    PINNING_TEXT="no CPU pinning (taskset missing)"
+    return 0
+  fi
+  allowed=$(expand_cpu_list "$(taskset -pc $$ | sed 's/^.*: //')") || allowed=""
+  if [[ "$DAEMON_CPUS" == auto ]]; then
+    # shellcheck disable=SC2086  # word list
+    set -- $allowed
+    if (($# < 2)); then
+      PINNING_TEXT="no CPU pinning (fewer than 2 CPUs)"
+      return 0
+    fi
+    DAEMON_CPUS=$1
+  fi
+  daemon_cpus=" $(expand_cpu_list "$DAEMON_CPUS") " ||
+    { echo "run.sh: bad --daemon-cpus $DAEMON_CPUS (e.g. 0 or 0,2-3 or none)" >&2; exit 2; }
+  for cpu in $allowed; do [[ "$daemon_cpus" == *" $cpu "* ]] || others+=("$cpu"); done
+  DAEMON_PIN=(taskset -c "$DAEMON_CPUS")
+  PINNING_TEXT="spanrelayd pinned to CPU $DAEMON_CPUS (\`taskset -c $DAEMON_CPUS\`)"
+  if ((${#others[@]})); then
+    local list
+    list=$(IFS=','; echo "${others[*]}")
+    TOOLS_PIN=(taskset -c "$list")
+    PINNING_TEXT+=", loadgen and the test sink to CPU $list"
+  else
+    PINNING_TEXT+=", loadgen and the test sink unpinned (no CPU left)"
+  fi
+}
+
 # --- processes --------------------------------------------------------------
 
-# True while PID is running (a zombie child counts as exited).
-is_running() {
-  local state
-  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n "$state" && "$state" != Z ]]
-}
+# shellcheck source=bench/lib/processes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/processes.sh"
 
-forget_child() {
-  local pid=$1 kept=() p
-  for p in "${CHILD_PIDS[@]}"; do [[ "$p" == "$pid" ]] || kept+=("$p"); done
-  CHILD_PIDS=("${kept[@]}")
-}
 
-# SIGTERM, wait up to $2 s, then SIGKILL. Sets STOPPED_RC to the exit status
-# (not printed: `wait` only works in the shell that started the child).
-stop_child() {
-  local pid=$1 grace_s=$2 deadline rc=0
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + grace_s))
-  while is_running "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-  if is_running "$pid"; then
-    log "pid $pid still running ${grace_s}s after SIGTERM: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || rc=$?
-  forget_child "$pid"
-  STOPPED_RC=$rc
-}
 
-cleanup() {
-  local pid
-  for pid in "${CHILD_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  sleep 0.5
-  for pid in "${CHILD_PIDS[@]}"; do
-    if is_running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    wait "$pid" 2>/dev/null || true
-  done
-  CHILD_PIDS=()
-  if [[ -n "$WORK_DIR" && -d "$WORK_DIR" ]]; then
-    if ((KEEP || START_FAILURES)); then
-      log "logs kept in $WORK_DIR"
-    else
-      rm -rf "$WORK_DIR"
-    fi
-  fi
-}
+
 
 # The build dir may be rebuilt while we run (a linker writing a binary makes
 # it unexecutable for a moment): wait, bounded, until every binary exists and
@@ -168,16 +211,6 @@ wait_for_binaries() {
   done
 }
 
-# Waits until PID has written READY_FILE; false if it died or timed out.
-wait_ready() {
-  local pid=$1 ready_file=$2 deadline=$((SECONDS + START_TIMEOUT_S))
-  while ((SECONDS < deadline)); do
-    [[ -s "$ready_file" ]] && return 0
-    is_running "$pid" || return 1
-    sleep 0.05
-  done
-  return 1
-}
 
 # utime + stime of PID in seconds, from /proc/PID/stat (fields after "comm").
 process_cpu_s() {
@@ -245,7 +278,7 @@ result_field() { sed -n 's/.*[[:space:]]'"$2"'=\([^[:space:]]*\).*/\1/p' <<<" $1
 start_sink() {
   local dir=$1 sink_flags=$2
   # shellcheck disable=SC2086  # sink_flags is a word list
-  "$SINK_BIN" --grpc 127.0.0.1:0 --http 127.0.0.1:0 --count-only \
+  "${TOOLS_PIN[@]}" "$SINK_BIN" --grpc 127.0.0.1:0 --http 127.0.0.1:0 --count-only \
     --ready-file "$dir/sink.ready" $sink_flags >"$dir/sink.log" 2>&1 &
   SINK_PID=$!
   CHILD_PIDS+=("$SINK_PID")
@@ -258,7 +291,7 @@ start_daemon() {
   sink_http=$(jq -r .http "$dir/sink.ready")
   sed -e "s#@RUN_DIR@#$dir#g" -e "s#@SINK_GRPC@#$sink_grpc#g" -e "s#@SINK_HTTP@#$sink_http#g" \
     "$CONFIG_DIR/$template.yaml" >"$dir/spanrelay.yaml"
-  "$DAEMON_BIN" --config "$dir/spanrelay.yaml" --ready-file "$dir/daemon.ready" \
+  "${DAEMON_PIN[@]}" "$DAEMON_BIN" --config "$dir/spanrelay.yaml" --ready-file "$dir/daemon.ready" \
     >"$dir/daemon.log" 2>&1 &
   DAEMON_PID=$!
   CHILD_PIDS+=("$DAEMON_PID")
@@ -322,7 +355,7 @@ run_scenario() {
     # In the background so that a signal to run.sh interrupts `wait` at once
     # and the cleanup trap stops loadgen too.
     # shellcheck disable=SC2086  # loadgen_flags is a word list
-    timeout --kill-after=5 "$((${DURATION_S%.*} + 60))" "$LOADGEN_BIN" --target "$target" \
+    timeout --kill-after=5 "$((${DURATION_S%.*} + 60))" "${TOOLS_PIN[@]}" "$LOADGEN_BIN" --target "$target" \
       --duration "$DURATION_S" --concurrency "$CONCURRENCY" \
       --spans-per-request "$SPANS_PER_REQUEST" --pool "$LOADGEN_POOL" "${rate_flags[@]}" \
       $loadgen_flags --daemon-pid "$DAEMON_PID" >"$dir/loadgen.log" 2>&1 &
@@ -417,6 +450,108 @@ refusal_reasons() {
     sed -e 's/^[^{]*{reason="\([^"]*\)".* \([0-9.e+]*\)$/\1: \2/' | paste -sd ',' - || true
 }
 
+# --- saturation ("knee") scenarios ------------------------------------------------
+
+# One daemon; for each offered rate of KNEE_STEPS_SPANS_S one open-loop loadgen
+# run, until a step is not served fully (refusals, errors, acked or delivered
+# below the offered rate) or the time budget is spent. The knee is the last
+# step served fully.
+run_knee() {
+  local id=$1 label=$2 template=$3 ingress=$4 loadgen_flags=$5 sink_flags=$6
+  local dir="$WORK_DIR/scenario-$id" step_s
+  mkdir -p "$dir"
+  step_s=$(awk -v d="$DURATION_S" -v m="$KNEE_MAX_STEP_S" 'BEGIN {print (d + 0 < m) ? d : m}')
+  log "scenario $id: $label (steps of ${step_s}s, up to ${KNEE_STEPS_SPANS_S[-1]} spans/s)"
+  wait_for_binaries || log "binaries still missing or changing after ${BINARY_WAIT_S}s; trying anyway"
+  local -a rows=()
+  local header="Saturation ($id): $label. Open loop, $KNEE_CONCURRENCY workers, $SPANS_PER_REQUEST spans/request, ${step_s} s per step; $PINNING_TEXT."
+  if ! start_sink "$dir" "$sink_flags" || ! start_daemon "$dir" "$template"; then
+    log "scenario $id: the sink or spanrelayd did not start (see $dir)"
+    START_FAILURES=$((START_FAILURES + 1))
+    stop_child "$DAEMON_PID" 2
+    stop_child "$SINK_PID" 2
+    KNEE_TABLES+=("$header"$'\n\n'"Could not start the sink or spanrelayd.")
+    return
+  fi
+  local metrics_addr target sink_http started=$SECONDS knee="" failed_step="" failed_cpu_pct="" stop_reason="" spans_s
+  metrics_addr=$(jq -r '.metrics[0]' "$dir/daemon.ready")
+  target=$(loadgen_target "$dir/daemon.ready" "$ingress")
+  sink_http=$(jq -r .http "$dir/sink.ready")
+  for spans_s in "${KNEE_STEPS_SPANS_S[@]}"; do
+    if ((SECONDS - started + ${step_s%.*} + 2 > KNEE_BUDGET_S)); then
+      stop_reason="time budget (${KNEE_BUDGET_S}s) spent"
+      break
+    fi
+    local out="$dir/loadgen-$spans_s.log" rate sink_before sink_after rc=0 pid
+    rate=$((spans_s / SPANS_PER_REQUEST))
+    sink_before=$(curl -s --max-time 2 "http://$sink_http/stats" | jq -r '.spans // "nan"' 2>/dev/null || echo nan)
+    # shellcheck disable=SC2086  # loadgen_flags is a word list
+    timeout --kill-after=5 "$((${step_s%.*} + 30))" "${TOOLS_PIN[@]}" "$LOADGEN_BIN" \
+      --target "$target" --duration "$step_s" --concurrency "$KNEE_CONCURRENCY" \
+      --spans-per-request "$SPANS_PER_REQUEST" --pool "$KNEE_POOL" --rate "$rate" \
+      $loadgen_flags --daemon-pid "$DAEMON_PID" >"$out" 2>&1 &
+    pid=$!
+    CHILD_PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    forget_child "$pid"
+    sink_after=$(curl -s --max-time 2 "http://$sink_http/stats" | jq -r '.spans // "nan"' 2>/dev/null || echo nan)
+    ((rc == 0)) || trouble "scenario $id: loadgen exited with status $rc at $spans_s spans/s ($out)"
+
+    local result acked upstream refused errors p50 p99 cpu_pct queued served
+    result=$(grep '^RESULT ' "$out" | tail -n 1 || true)
+    acked=$(result_field "$result" spans_per_s)
+    refused=$(result_field "$result" refused)
+    errors=$(result_field "$result" errors)
+    p50=$(result_field "$result" p50_us)
+    p99=$(result_field "$result" p99_us)
+    cpu_pct=$(sed -n 's/.*daemon cpu .*, \([0-9.]*\)% of one core.*/\1/p' "$out" | tail -n 1)
+    upstream=$(awk -v a="$sink_after" -v b="$sink_before" -v t="$step_s" \
+      'BEGIN {if (a == "nan" || b == "nan") print "nan"; else printf "%.0f", (a - b) / t}')
+    queued=$(scrape "$metrics_addr" | metric_sum spanrelay_queue_spans)
+    served=$(awk -v o="$spans_s" -v a="${acked:-nan}" -v u="$upstream" -v r="${refused:-nan}" \
+      -v e="${errors:-nan}" -v as="$KNEE_ACKED_SHARE" -v us="$KNEE_UPSTREAM_SHARE" \
+      'BEGIN {print (a != "nan" && u != "nan" && r == 0 && e == 0 && a >= as * o && u >= us * o) ? "yes" : "no"}')
+    rows+=("| $spans_s | $(fmt "${acked:-nan}" %.0f) | $(fmt "$upstream" %.0f) | $(fmt "${refused:-nan}" %d) / $(fmt "${errors:-nan}" %d) | $(fmt "${p50:-nan}" %.0f) | $(fmt "${p99:-nan}" %.0f) | ${cpu_pct:--} | $(fmt "$queued" %d) | $served |")
+    log "scenario $id: offered $spans_s spans/s: acked $(fmt "${acked:-nan}" %.0f), upstream $(fmt "$upstream" %.0f), refused ${refused:--}, served fully: $served"
+    if [[ "$served" != yes ]]; then
+      stop_reason="first step not served fully: $spans_s spans/s"
+      failed_step=$spans_s
+      failed_cpu_pct=${cpu_pct:-}
+      break
+    fi
+    knee=$spans_s
+    # Start the next step from an empty queue (bounded; a daemon that kept up
+    # holds at most a batch or two).
+    wait_drained "$metrics_addr" "$((BATCH_TIMEOUT_S + 3))" || true
+  done
+  [[ -n "$stop_reason" ]] || stop_reason="every step served fully"
+  stop_child "$DAEMON_PID" "$((SHUTDOWN_TIMEOUT_S + 10))"
+  ((STOPPED_RC == 0)) || trouble "scenario $id: spanrelayd exited with status $STOPPED_RC ($dir/daemon.log)"
+  stop_child "$SINK_PID" 5
+
+  local knee_text
+  if [[ -z "$knee" ]]; then
+    knee_text="below ${KNEE_STEPS_SPANS_S[0]} spans/s (the first step was not served fully)"
+  elif [[ "$knee" == "${KNEE_STEPS_SPANS_S[-1]}" ]]; then
+    knee_text="at least $knee spans/s (every step served fully)"
+  else
+    knee_text="$knee spans/s${failed_step:+ (the next step, $failed_step spans/s, was not served fully)}"
+  fi
+  local table="$header"$'\n\n'"**Knee: $knee_text.** Stopped: $stop_reason."
+  if [[ -n "$failed_cpu_pct" ]]; then
+    # Which resource ran out: the daemon's own CPU, or something else (the
+    # exporter's in-flight limit, or the sink and loadgen sharing their CPUs).
+    table+=$(awk -v c="$failed_cpu_pct" 'BEGIN {
+      if (c + 0 >= 90) printf " The daemon used %s%% of one core there: its CPU is the limit.", c
+      else printf " The daemon used only %s%% of one core there: not (only) its CPU; see the sink and loadgen on the other CPUs, the exporter, or other processes on its core.", c }')
+  fi
+  table+=$'\n\n'
+  table+="| offered spans/s | acked spans/s | upstream spans/s | refused / errors | ack p50 µs | ack p99 µs | daemon CPU % of one core | queued spans after | served fully |"$'\n'
+  table+="|---|---|---|---|---|---|---|---|---|"$'\n'
+  table+=$(printf '%s\n' "${rows[@]}")
+  KNEE_TABLES+=("$table")
+}
+
 # --- report ---------------------------------------------------------------------
 
 print_report() {
@@ -427,9 +562,18 @@ print_report() {
   echo
   echo "Build: ${build_type:-unknown build type} ($BUILD_DIR). Load: ${DURATION_S} s per scenario, $SPANS_PER_REQUEST spans/request, 5 spans/trace, 1% error traces."
   echo
-  echo "| id | scenario | offered | spans/s | CPU s / M spans | ack p50 µs | ack p99 µs | ack p99.9 µs | peak RSS MiB | upstream B/span | delivered % | refused / errors |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-  printf '%s\n' "${TABLE_ROWS[@]}"
+  echo "CPUs: $PINNING_TEXT."
+  if ((${#TABLE_ROWS[@]})); then
+    echo
+    echo "| id | scenario | offered | spans/s | CPU s / M spans | ack p50 µs | ack p99 µs | ack p99.9 µs | peak RSS MiB | upstream B/span | delivered % | refused / errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${TABLE_ROWS[@]}"
+  fi
+  local knee_table
+  for knee_table in "${KNEE_TABLES[@]}"; do
+    echo
+    echo "$knee_table"
+  done
   if ((${#SAMPLING_ROWS[@]})); then
     echo
     echo "Tail sampling (errors + 1% ratio, decision_wait ${DECISION_WAIT_S}s):"
@@ -476,6 +620,7 @@ print_sampling_cost() {
 
 main() {
   parse_args "$@"
+  setup_pinning
   DAEMON_BIN="$BUILD_DIR/spanrelayd"
   SINK_BIN="$BUILD_DIR/tests/spanrelay-testsink"
   LOADGEN_BIN="$BUILD_DIR/bench/spanrelay-loadgen"
@@ -495,6 +640,10 @@ main() {
   for spec in "${SCENARIOS[@]}"; do
     IFS='|' read -r id label template ingress loadgen_flags rate sink_flags <<<"$spec"
     [[ -z "$ONLY" || "$ONLY" == *",$id,"* ]] || continue
+    if [[ "$rate" == knee ]]; then
+      run_knee "$id" "$label" "$template" "$ingress" "$loadgen_flags" "$sink_flags"
+      continue
+    fi
     run_scenario "$id" "$label" "$template" "$ingress" "$loadgen_flags" "$rate" "$sink_flags"
   done
   print_report
