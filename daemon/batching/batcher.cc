@@ -4,6 +4,10 @@
 
 namespace spanrelay::batching {
 
+namespace {
+constexpr std::size_t kMaxSpareWriters = 4;
+}  // namespace
+
 Batcher::Batcher(config::BatchConfig config, delivery::MemoryBudget& budget, BatchSink sink,
                  telemetry::Registry& metrics)
     : config_(config),
@@ -59,59 +63,84 @@ receivers::Admission Batcher::consume(otlp::ScannedRequest&& request) {
 
 void Batcher::add_admitted(const otlp::ScannedRequest& request,
                            std::span<const otlp::SpanView> spans) {
-  std::vector<Batch> ready;
+  std::vector<ClosedBatch> ready;
   bool was_empty = false;
   {
     std::lock_guard lock(mutex_);
-    was_empty = writer_.empty();
+    was_empty = writer_->empty();
     for (const auto& span : spans) add_locked(request, span, ready);
   }
   // The timer sleeps while no batch is open: tell it one opened.
   if (was_empty) wake_.notify_one();
-  for (auto& batch : ready) sink_(std::move(batch));
+  deliver(ready);
 }
 
 void Batcher::add_admitted(std::span<const AdmittedSpan> spans) {
-  std::vector<Batch> ready;
+  std::vector<ClosedBatch> ready;
   bool was_empty = false;
   {
     std::lock_guard lock(mutex_);
-    was_empty = writer_.empty();
+    was_empty = writer_->empty();
     for (const auto& admitted : spans) add_locked(*admitted.request, *admitted.span, ready);
   }
   if (was_empty) wake_.notify_one();
-  for (auto& batch : ready) sink_(std::move(batch));
+  deliver(ready);
 }
 
 void Batcher::add_locked(const otlp::ScannedRequest& request, const otlp::SpanView& span,
-                         std::vector<Batch>& ready) {
+                         std::vector<ClosedBatch>& ready) {
   const auto& scope = request.scope_of(span);
   const auto& resource = request.resources[scope.resource_index];
   const auto span_bytes = request.span_bytes(span);
   // Close the open batch first if this span would push it past max_bytes.
-  if (!writer_.empty() && writer_.encoded_size() + span_bytes.size() +
-                                  resource.header_bytes.size() + scope.header_bytes.size() + 16 >
-                              config_.max_bytes) {
-    if (auto batch = take_batch_locked()) ready.push_back(std::move(*batch));
+  if (!writer_->empty() && writer_->encoded_size() + span_bytes.size() +
+                                   resource.header_bytes.size() + scope.header_bytes.size() + 16 >
+                               config_.max_bytes) {
+    if (auto batch = close_batch_locked()) ready.push_back(std::move(*batch));
   }
-  if (writer_.empty()) open_since_ = std::chrono::steady_clock::now();
-  writer_.add_span(resource.header_bytes, scope.header_bytes, span_bytes);
+  if (writer_->empty()) open_since_ = std::chrono::steady_clock::now();
+  writer_->add_span(resource.header_bytes, scope.header_bytes, span_bytes);
   open_reserved_ += reservation_for(span_bytes.size());
-  if (writer_.span_count() >= config_.max_spans) {
-    if (auto batch = take_batch_locked()) ready.push_back(std::move(*batch));
+  if (writer_->span_count() >= config_.max_spans) {
+    if (auto batch = close_batch_locked()) ready.push_back(std::move(*batch));
   }
 }
 
-std::optional<Batch> Batcher::take_batch_locked() {
-  if (writer_.empty()) return std::nullopt;
-  Batch batch;
-  batch.spans = static_cast<std::uint32_t>(writer_.span_count());
-  batch.request = writer_.finish();
-  batch.reserved_bytes = open_reserved_;
-  batch.created = open_since_;
+std::optional<Batcher::ClosedBatch> Batcher::close_batch_locked() {
+  if (writer_->empty()) return std::nullopt;
+  ClosedBatch closed;
+  closed.spans = static_cast<std::uint32_t>(writer_->span_count());
+  closed.reserved_bytes = open_reserved_;
+  closed.created = open_since_;
+  closed.writer = std::move(writer_);
+  if (spare_writers_.empty()) {
+    writer_ = std::make_unique<otlp::RequestWriter>();
+  } else {
+    writer_ = std::move(spare_writers_.back());
+    spare_writers_.pop_back();
+  }
   open_reserved_ = 0;
+  return closed;
+}
+
+void Batcher::deliver(ClosedBatch&& closed) {
+  Batch batch;
+  batch.spans = closed.spans;
+  batch.request = closed.writer->finish();  // leaves the writer empty, buffers kept
+  batch.reserved_bytes = closed.reserved_bytes;
+  batch.created = closed.created;
   batch_spans_.observe(batch.spans);
-  return batch;
+  {
+    std::lock_guard lock(mutex_);
+    // One spare per concurrent writer is enough; more would only hold memory.
+    if (spare_writers_.size() < kMaxSpareWriters)
+      spare_writers_.push_back(std::move(closed.writer));
+  }
+  sink_(std::move(batch));
+}
+
+void Batcher::deliver(std::vector<ClosedBatch>& closed) {
+  for (auto& batch : closed) deliver(std::move(batch));
 }
 
 void Batcher::update_config(const config::BatchConfig& config) {
@@ -123,19 +152,19 @@ void Batcher::update_config(const config::BatchConfig& config) {
 }
 
 void Batcher::flush() {
-  std::optional<Batch> batch;
+  std::optional<ClosedBatch> batch;
   {
     std::lock_guard lock(mutex_);
-    batch = take_batch_locked();
+    batch = close_batch_locked();
   }
-  if (batch) sink_(std::move(*batch));
+  if (batch) deliver(std::move(*batch));
 }
 
 void Batcher::timer_loop() {
   set_current_thread_role("sr-batch-timer", ThreadRole::kBackground);
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    if (writer_.empty()) {
+    if (writer_->empty()) {
       wake_.wait(lock);
       continue;
     }
@@ -144,9 +173,9 @@ void Batcher::timer_loop() {
       wake_.wait_until(lock, due);
       continue;
     }
-    auto batch = take_batch_locked();
+    auto batch = close_batch_locked();
     lock.unlock();
-    if (batch) sink_(std::move(*batch));
+    if (batch) deliver(std::move(*batch));
     lock.lock();
   }
 }

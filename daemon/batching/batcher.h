@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -73,9 +74,21 @@ class Batcher final : public receivers::SpanConsumer {
   static std::uint64_t reservation_for(std::size_t span_bytes) { return span_bytes + 32; }
 
  private:
+  // A closed batch whose bytes are not written yet: writing (a copy of up to
+  // max_bytes) happens after the lock is released, so receivers adding spans
+  // never wait for it.
+  struct ClosedBatch {
+    std::unique_ptr<otlp::RequestWriter> writer;
+    std::uint32_t spans = 0;
+    std::uint64_t reserved_bytes = 0;
+    std::chrono::steady_clock::time_point created{};
+  };
   void add_locked(const otlp::ScannedRequest& request, const otlp::SpanView& span,
-                  std::vector<Batch>& ready);
-  std::optional<Batch> take_batch_locked();
+                  std::vector<ClosedBatch>& ready);
+  std::optional<ClosedBatch> close_batch_locked();
+  // Writes closed batches and hands them to the sink; without the lock.
+  void deliver(std::vector<ClosedBatch>& closed);
+  void deliver(ClosedBatch&& closed);
   void timer_loop();
 
   config::BatchConfig config_;
@@ -87,7 +100,9 @@ class Batcher final : public receivers::SpanConsumer {
 
   std::mutex mutex_;
   std::condition_variable wake_;
-  otlp::RequestWriter writer_;
+  std::unique_ptr<otlp::RequestWriter> writer_ = std::make_unique<otlp::RequestWriter>();
+  // Writers whose batch was written, kept for their buffers' capacity.
+  std::vector<std::unique_ptr<otlp::RequestWriter>> spare_writers_;
   std::uint64_t open_reserved_ = 0;
   std::chrono::steady_clock::time_point open_since_{};
   bool stopping_ = false;
