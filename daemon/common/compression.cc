@@ -33,7 +33,7 @@ std::string_view codec_name(Codec codec) {
 
 namespace {
 
-constexpr std::size_t kChunk = 64 * 1024;
+constexpr std::size_t kChunk = std::size_t{64} * 1024;
 
 Decompressed too_large(std::size_t max_output) {
   return {DecompressStatus::kTooLarge,

@@ -115,7 +115,11 @@ double failed_exports(const Daemon& daemon) {
 // One OTLP/gRPC export over TLS; returns the gRPC status code.
 int grpc_tls_export(const std::string& target, const std::string& request_bytes,
                     const grpc::SslCredentialsOptions& tls) {
-  auto channel = grpc::CreateChannel(target, grpc::SslCredentials(tls));
+  // A channel of its own (no subchannel shared with earlier calls): each call
+  // makes a fresh connection and handshake.
+  grpc::ChannelArguments arguments;
+  arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto channel = grpc::CreateCustomChannel(target, grpc::SslCredentials(tls), arguments);
   auto stub = otlp_collector::TraceService::NewStub(channel);
   otlp_collector::ExportTraceServiceRequest request;
   REQUIRE(request.ParseFromString(request_bytes));
@@ -431,5 +435,43 @@ TEST_CASE(
   CHECK(
       wait_until([&] { return succeeded(https_export(address, second.ca_cert, nullptr, body)); }));
   CHECK_FALSE(succeeded(https_export(address, first.ca_cert, nullptr, body)));
+  check_balance(daemon);
+}
+
+TEST_CASE(
+    "tls: a rotated gRPC receiver certificate is served to new connections without a restart") {
+  TempDir dir;
+  const Pki first = make_pki(dir, "g1");
+  const Pki second = make_pki(dir, "g2");
+  const std::string cert = dir.file("live-grpc.crt");
+  const std::string key = dir.file("live-grpc.key");
+  write_file(cert, read_file(first.server_cert));
+  write_file(key, read_file(first.server_key));
+  Sink sink(dir);
+  RelaySetup setup;
+  setup.endpoint = sink.grpc_address();
+  std::string yaml = relay_yaml(setup);
+  const std::string listener = "    grpc: { endpoint: 127.0.0.1:0 }\n";
+  const auto at = yaml.find(listener);
+  REQUIRE(at != std::string::npos);
+  yaml.replace(at, listener.size(),
+               "    grpc:\n      endpoint: 127.0.0.1:0\n      tls: { cert_file: " + cert +
+                   ", key_file: " + key + " }\n");
+  Daemon daemon(dir, yaml, "relay-grpc-rotate");
+  const std::string target = daemon.tcp_address("grpc");
+  std::vector<GeneratedSpan> spans;
+  const std::string body = serialize(make_request({.seed = 2300u}, &spans));
+  grpc::SslCredentialsOptions trusts_first;
+  trusts_first.pem_root_certs = read_file(first.ca_cert);
+  grpc::SslCredentialsOptions trusts_second;
+  trusts_second.pem_root_certs = read_file(second.ca_cert);
+  CHECK(grpc_tls_export(target, body, trusts_first) == grpc::StatusCode::OK);
+  CHECK(grpc_tls_export(target, body, trusts_second) != grpc::StatusCode::OK);
+
+  replace_file(key, read_file(second.server_key));
+  replace_file(cert, read_file(second.server_cert));
+  CHECK(wait_until(
+      [&] { return grpc_tls_export(target, body, trusts_second) == grpc::StatusCode::OK; }));
+  CHECK(grpc_tls_export(target, body, trusts_first) != grpc::StatusCode::OK);
   check_balance(daemon);
 }
