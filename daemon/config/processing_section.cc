@@ -103,8 +103,16 @@ class ProcessingSection {
     }
     const re2::RE2 compiled(*pattern, quiet_options());
     if (!compiled.ok()) {
+      // RE2's error() is "<what>: <the offending piece>"; the piece goes in
+      // quotes, so that a pattern from ${env:...} or ${file:...} is not shown
+      // (YamlReader::fail hides quoted pieces of an expanded value; found by
+      // fuzzing).
+      const std::string& error = compiled.error();
+      const std::string what = error.substr(0, error.find(": "));
       reader_.fail(field,
-                   "invalid regular expression " + quoted(*pattern) + ": " + compiled.error());
+                   "invalid regular expression " + quoted(*pattern) + ": " + what +
+                       (compiled.error_arg().empty() ? std::string()
+                                                     : " at " + quoted(compiled.error_arg())));
       return std::nullopt;
     }
     return pattern;
