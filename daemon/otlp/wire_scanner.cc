@@ -1,5 +1,6 @@
 #include "daemon/otlp/wire_scanner.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <limits>
@@ -79,11 +80,23 @@ constexpr std::array<FieldInfo, 17> kSpanFields = {{
     {"flags", WireType::kFixed32},
 }};
 
-// A modest SDK span (ids, name, times, a few attributes) is ~200 bytes; the
-// span vector is reserved for that many. Smaller spans cost a doubling or
-// two; with bigger ones the unused reserve stays below half the payload size
-// (a SpanView is 80 bytes).
-constexpr std::size_t kEstimatedSpanBytes = 192;
+// The span vector is reserved from the payload size and the span size seen
+// in this thread's recent requests (an SDK sends alike spans), a little
+// generously: a guess too small costs a reallocation, one too large holds
+// memory (a SpanView is 80 bytes, and tail sampling keeps it for
+// decision_wait). Before any request: ~200 bytes, a modest SDK span.
+constexpr double kFirstSpanBytesGuess = 192;
+thread_local double recent_span_bytes = kFirstSpanBytesGuess;
+
+std::size_t expected_span_count(std::size_t payload_bytes) {
+  return static_cast<std::size_t>(static_cast<double>(payload_bytes) / recent_span_bytes * 1.1) + 1;
+}
+
+void learn_span_size(std::size_t payload_bytes, std::size_t spans) {
+  if (spans == 0) return;
+  const double seen = static_cast<double>(payload_bytes) / static_cast<double>(spans);
+  recent_span_bytes = std::max(32.0, 0.8 * recent_span_bytes + 0.2 * seen);
+}
 
 const char* wire_type_name(WireType type) {
   switch (type) {
@@ -755,7 +768,7 @@ Result<ScannedRequest> scan_export_request(std::shared_ptr<const std::string> pa
   }
   ScannedRequest out;
   if (!payload->empty()) {
-    std::size_t expected_spans = payload->size() / kEstimatedSpanBytes + 1;
+    std::size_t expected_spans = expected_span_count(payload->size());
     if (limits.max_spans != 0 && expected_spans > limits.max_spans) {
       expected_spans = limits.max_spans;
     }
@@ -768,6 +781,7 @@ Result<ScannedRequest> scan_export_request(std::shared_ptr<const std::string> pa
     if (limit_hit != nullptr && scanner.limit_hit() != nullptr) *limit_hit = scanner.limit_hit();
     return scanner.take_error();
   }
+  learn_span_size(payload->size(), out.spans.size());
   out.payload = std::move(payload);
   return out;
 }
