@@ -85,6 +85,44 @@ void replace_file(const std::string& path, const std::string& content) {
   std::filesystem::rename(path + ".new", path);
 }
 
+// relay_yaml() with a tls section (a flow map) on the receiver `listener`
+// ("grpc" or "http").
+std::string with_receiver_tls(const std::string& yaml, const std::string& listener,
+                              const std::string& tls_flow_map) {
+  std::string out = yaml;
+  const std::string plain = "    " + listener + ": { endpoint: 127.0.0.1:0 }\n";
+  const auto at = out.find(plain);
+  REQUIRE(at != std::string::npos);
+  out.replace(
+      at, plain.size(),
+      "    " + listener + ":\n      endpoint: 127.0.0.1:0\n      tls: " + tls_flow_map + "\n");
+  return out;
+}
+
+// The receiver tls section for `pki`'s server certificate; with mTLS, clients
+// need a certificate from its CA.
+std::string receiver_tls(const Pki& pki, bool mutual) {
+  return "{ cert_file: " + pki.server_cert + ", key_file: " + pki.server_key +
+         (mutual ? ", client_ca_file: " + pki.ca_cert : std::string()) + " }";
+}
+
+// A receiver certificate at fixed paths, first `first`'s, rotated in place
+// (key first, then certificate: for a moment they do not match).
+struct LiveCertificate {
+  std::string cert;
+  std::string key;
+  LiveCertificate(const TempDir& dir, const std::string& name, const Pki& first)
+      : cert(dir.file(name + ".crt")), key(dir.file(name + ".key")) {
+    write_file(cert, read_file(first.server_cert));
+    write_file(key, read_file(first.server_key));
+  }
+  void rotate_to(const Pki& next) const {
+    replace_file(key, read_file(next.server_key));
+    replace_file(cert, read_file(next.server_cert));
+  }
+  std::string tls_section() const { return "{ cert_file: " + cert + ", key_file: " + key + " }"; }
+};
+
 void send_requests(const Daemon& daemon, AppSide& app, Via via, std::uint64_t first_seed,
                    int count) {
   for (int i = 0; i < count; ++i) {
@@ -295,14 +333,8 @@ TEST_CASE(
     CAPTURE(mutual);
     RelaySetup setup;
     setup.endpoint = sink.grpc_address();
-    std::string yaml = relay_yaml(setup);
-    const std::string listener = "    grpc: { endpoint: 127.0.0.1:0 }\n";
-    const auto at = yaml.find(listener);
-    REQUIRE(at != std::string::npos);
-    yaml.replace(at, listener.size(),
-                 "    grpc:\n      endpoint: 127.0.0.1:0\n      tls: { cert_file: " +
-                     pki.server_cert + ", key_file: " + pki.server_key +
-                     (mutual ? ", client_ca_file: " + pki.ca_cert : std::string()) + " }\n");
+    const std::string yaml =
+        with_receiver_tls(relay_yaml(setup), "grpc", receiver_tls(pki, mutual));
     Daemon daemon(dir, yaml, mutual ? "relay-mtls" : "relay-tls");
     const std::string target = daemon.tcp_address("grpc");
 
@@ -354,16 +386,6 @@ bool succeeded(const spanrelay::exporters::ExportResult& result) {
   return result.disposition == spanrelay::exporters::ExportDisposition::kSuccess;
 }
 
-std::string with_http_tls(const std::string& yaml, const std::string& tls_flow_map) {
-  std::string out = yaml;
-  const std::string listener = "    http: { endpoint: 127.0.0.1:0 }\n";
-  const auto at = out.find(listener);
-  REQUIRE(at != std::string::npos);
-  out.replace(at, listener.size(),
-              "    http:\n      endpoint: 127.0.0.1:0\n      tls: " + tls_flow_map + "\n");
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -377,9 +399,7 @@ TEST_CASE(
     RelaySetup setup;
     setup.endpoint = sink.grpc_address();
     const std::string yaml =
-        with_http_tls(relay_yaml(setup),
-                      "{ cert_file: " + pki.server_cert + ", key_file: " + pki.server_key +
-                          (mutual ? ", client_ca_file: " + pki.ca_cert : std::string()) + " }");
+        with_receiver_tls(relay_yaml(setup), "http", receiver_tls(pki, mutual));
     Daemon daemon(dir, yaml, mutual ? "relay-https-mtls" : "relay-https");
     const std::string address = daemon.tcp_address("http");
 
@@ -412,26 +432,20 @@ TEST_CASE(
   const Pki first = make_pki(dir, "h1");
   const Pki second = make_pki(dir, "h2");
   // The relay reads its certificate from paths that rotation rewrites.
-  const std::string cert = dir.file("live-server.crt");
-  const std::string key = dir.file("live-server.key");
-  write_file(cert, read_file(first.server_cert));
-  write_file(key, read_file(first.server_key));
+  const LiveCertificate live(dir, "live-https", first);
   Sink sink(dir);
   RelaySetup setup;
   setup.endpoint = sink.grpc_address();
-  Daemon daemon(
-      dir, with_http_tls(relay_yaml(setup), "{ cert_file: " + cert + ", key_file: " + key + " }"),
-      "relay-https-rotate");
+  Daemon daemon(dir, with_receiver_tls(relay_yaml(setup), "http", live.tls_section()),
+                "relay-https-rotate");
   const std::string address = daemon.tcp_address("http");
   std::vector<GeneratedSpan> spans;
   const std::string body = serialize(make_request({.seed = 2200u}, &spans));
   CHECK(succeeded(https_export(address, first.ca_cert, nullptr, body)));
   CHECK_FALSE(succeeded(https_export(address, second.ca_cert, nullptr, body)));
 
-  // Key first, then certificate: for a moment they do not match, and the
-  // relay keeps serving the old pair.
-  replace_file(key, read_file(second.server_key));
-  replace_file(cert, read_file(second.server_cert));
+  // Between the key and the certificate the relay keeps serving the old pair.
+  live.rotate_to(second);
   CHECK(
       wait_until([&] { return succeeded(https_export(address, second.ca_cert, nullptr, body)); }));
   CHECK_FALSE(succeeded(https_export(address, first.ca_cert, nullptr, body)));
@@ -443,21 +457,12 @@ TEST_CASE(
   TempDir dir;
   const Pki first = make_pki(dir, "g1");
   const Pki second = make_pki(dir, "g2");
-  const std::string cert = dir.file("live-grpc.crt");
-  const std::string key = dir.file("live-grpc.key");
-  write_file(cert, read_file(first.server_cert));
-  write_file(key, read_file(first.server_key));
+  const LiveCertificate live(dir, "live-grpc", first);
   Sink sink(dir);
   RelaySetup setup;
   setup.endpoint = sink.grpc_address();
-  std::string yaml = relay_yaml(setup);
-  const std::string listener = "    grpc: { endpoint: 127.0.0.1:0 }\n";
-  const auto at = yaml.find(listener);
-  REQUIRE(at != std::string::npos);
-  yaml.replace(at, listener.size(),
-               "    grpc:\n      endpoint: 127.0.0.1:0\n      tls: { cert_file: " + cert +
-                   ", key_file: " + key + " }\n");
-  Daemon daemon(dir, yaml, "relay-grpc-rotate");
+  Daemon daemon(dir, with_receiver_tls(relay_yaml(setup), "grpc", live.tls_section()),
+                "relay-grpc-rotate");
   const std::string target = daemon.tcp_address("grpc");
   std::vector<GeneratedSpan> spans;
   const std::string body = serialize(make_request({.seed = 2300u}, &spans));
@@ -468,8 +473,7 @@ TEST_CASE(
   CHECK(grpc_tls_export(target, body, trusts_first) == grpc::StatusCode::OK);
   CHECK(grpc_tls_export(target, body, trusts_second) != grpc::StatusCode::OK);
 
-  replace_file(key, read_file(second.server_key));
-  replace_file(cert, read_file(second.server_cert));
+  live.rotate_to(second);
   CHECK(wait_until(
       [&] { return grpc_tls_export(target, body, trusts_second) == grpc::StatusCode::OK; }));
   CHECK(grpc_tls_export(target, body, trusts_first) != grpc::StatusCode::OK);

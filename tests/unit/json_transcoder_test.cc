@@ -3,8 +3,6 @@
 #include <doctest/doctest.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/stubs/logging.h>
-#include <google/protobuf/util/field_comparator.h>
-#include <google/protobuf/util/message_differencer.h>
 #include <simdjson.h>
 
 #include <cmath>
@@ -15,6 +13,7 @@
 
 #include "daemon/otlp/wire_format.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "tests/common/wire_checks.h"
 
 namespace {
 
@@ -25,6 +24,7 @@ namespace wire = spanrelay::otlp::wire;
 using spanrelay::otlp::json_to_protobuf;
 using spanrelay::otlp::JsonLimits;
 using spanrelay::otlp::protobuf_to_json;
+using spanrelay::testing::differences;
 
 std::string id_bytes(std::size_t size, int seed) {
   std::string id;
@@ -164,18 +164,6 @@ collector::ExportTraceServiceRequest full_request() {
   request.add_resource_spans()->add_scope_spans();  // empty ResourceSpans / ScopeSpans
   request.add_resource_spans();
   return request;
-}
-
-std::string differences(const google::protobuf::Message& expected,
-                        const google::protobuf::Message& actual) {
-  google::protobuf::util::DefaultFieldComparator comparator;
-  comparator.set_treat_nan_as_equal(true);
-  google::protobuf::util::MessageDifferencer differencer;
-  differencer.set_field_comparator(&comparator);
-  std::string report;
-  differencer.ReportDifferencesToString(&report);
-  if (!differencer.Compare(expected, actual) && report.empty()) report = "messages differ";
-  return report;
 }
 
 std::string to_json(const std::string& protobuf) {

@@ -12,6 +12,7 @@
 
 #include "daemon/otlp/span_view.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "tests/common/wire_checks.h"
 
 namespace spanrelay::otlp::testing {
 
@@ -25,6 +26,8 @@ using opentelemetry::proto::trace::v1::Span;
 using opentelemetry::proto::trace::v1::Status;
 using opentelemetry::proto::trace::v1::TracesData;
 }  // namespace pb
+
+using spanrelay::testing::range_outside_payload;
 
 using google::protobuf::util::MessageDifferencer;
 
@@ -168,33 +171,6 @@ inline StatusCode expected_status(const pb::Span& span) {
 
 inline std::string id_string(const auto& id) {
   return std::string(reinterpret_cast<const char*>(id.data()), id.size());
-}
-
-// The first range, index or header of `scanned` that is not within its
-// payload, or "" when all are.
-inline std::string range_outside_payload(const ScannedRequest& scanned) {
-  const std::uint64_t size = scanned.payload->size();
-  auto within = [&](ByteRange range) { return std::uint64_t{range.offset} + range.length <= size; };
-  for (std::size_t i = 0; i < scanned.resources.size(); ++i) {
-    const ResourceGroup& resource = scanned.resources[i];
-    if (!within(resource.resource) || resource.header_bytes.size() > size) {
-      return "resource " + std::to_string(i);
-    }
-  }
-  for (std::size_t i = 0; i < scanned.scopes.size(); ++i) {
-    const ScopeGroup& scope = scanned.scopes[i];
-    if (scope.resource_index >= scanned.resources.size() || !within(scope.scope) ||
-        scope.header_bytes.size() > size) {
-      return "scope " + std::to_string(i);
-    }
-  }
-  for (std::size_t i = 0; i < scanned.spans.size(); ++i) {
-    const SpanView& span = scanned.spans[i];
-    if (span.scope_index >= scanned.scopes.size() || !within(span.bytes)) {
-      return "span " + std::to_string(i);
-    }
-  }
-  return "";
 }
 
 inline void check_ranges_within_payload(const ScannedRequest& scanned) {
