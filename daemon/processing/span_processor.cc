@@ -80,27 +80,14 @@ class Splicer {
   bool changed_ = false;
 };
 
-// The key of an encoded KeyValue (last occurrence wins); nullopt if malformed.
-std::optional<std::string_view> key_of(std::string_view key_value) {
-  Reader reader(key_value);
-  std::string_view key;
-  while (!reader.done()) {
-    const auto tag = reader.read_tag();
-    if (!tag) return std::nullopt;
-    if (tag->type == WireType::kLengthDelimited) {
-      const auto body = reader.read_length_delimited();
-      if (!body) return std::nullopt;
-      if (tag->field == kKeyValueKeyField) key = *body;
-    } else if (!reader.skip(tag->type)) {
-      return std::nullopt;
-    }
-  }
-  return key;
-}
-
-bool has_attribute(std::string_view message, std::uint32_t attributes_field, std::string_view key) {
+// Calls visit(field, body, begin, end) for each length-delimited field of
+// `message` ([begin, end) is the whole encoded field), skipping the others,
+// until visit returns false. False when the bytes are malformed.
+template <class Visit>
+bool for_each_bytes_field(std::string_view message, Visit&& visit) {
   Reader reader(message);
   while (!reader.done()) {
+    const char* begin = reader.position();
     const auto tag = reader.read_tag();
     if (!tag) return false;
     if (tag->type != WireType::kLengthDelimited) {
@@ -109,9 +96,49 @@ bool has_attribute(std::string_view message, std::uint32_t attributes_field, std
     }
     const auto body = reader.read_length_delimited();
     if (!body) return false;
-    if (tag->field == attributes_field && key_of(*body) == key) return true;
+    if (!visit(tag->field, *body, begin, reader.position())) break;
   }
-  return false;
+  return true;
+}
+
+// Copy-on-write rewrite of the length-delimited fields of `message`:
+// rewrite(field, body, &replacement) returns true to replace that field's body.
+// True when something changed (then *out holds the new message); false when
+// nothing did or the bytes are malformed.
+template <class Rewrite>
+bool rewrite_bytes_fields(std::string_view message, std::string* out, Rewrite&& rewrite) {
+  Splicer splice(message);
+  const bool well_formed = for_each_bytes_field(
+      message, [&](std::uint32_t field, std::string_view body, const char* begin, const char* end) {
+        std::string replacement;
+        if (rewrite(field, body, &replacement))
+          splice.replace_field(begin, end, field, replacement);
+        return true;
+      });
+  if (!well_formed || !splice.changed()) return false;
+  splice.finish(out);
+  return true;
+}
+
+// The key of an encoded KeyValue (last occurrence wins); nullopt if malformed.
+std::optional<std::string_view> key_of(std::string_view key_value) {
+  std::string_view key;
+  const bool well_formed =
+      for_each_bytes_field(key_value, [&](std::uint32_t field, std::string_view body, auto, auto) {
+        if (field == kKeyValueKeyField) key = body;
+        return true;
+      });
+  if (!well_formed) return std::nullopt;
+  return key;
+}
+
+bool has_attribute(std::string_view message, std::uint32_t attributes_field, std::string_view key) {
+  bool found = false;
+  for_each_bytes_field(message, [&](std::uint32_t field, std::string_view body, auto, auto) {
+    found = field == attributes_field && key_of(body) == key;
+    return !found;
+  });
+  return found;
 }
 
 // The text that hashing covers for the value set in an AnyValue (the member
@@ -163,89 +190,39 @@ HashableValue hashable_value(std::string_view any_value) {
 bool rewrite_any_value(std::string_view any_value, int depth, const AttributeRules& rules,
                        std::string* out);
 
+// The masked value fields of a KeyValue; false when none changed.
+bool rewrite_key_value_masks(std::string_view key_value, int depth, const AttributeRules& rules,
+                             std::string* out) {
+  return rewrite_bytes_fields(
+      key_value, out, [&](std::uint32_t field, std::string_view body, std::string* rewritten) {
+        return field == kKeyValueValueField && rewrite_any_value(body, depth, rules, rewritten);
+      });
+}
+
 // ArrayValue (repeated AnyValue) or KeyValueList (repeated KeyValue, whose
 // values are masked; nested keys are not subject to the key rules).
 bool rewrite_list(std::string_view list, bool key_values, int depth, const AttributeRules& rules,
                   std::string* out) {
-  Splicer splice(list);
-  Reader reader(list);
-  while (!reader.done()) {
-    const char* begin = reader.position();
-    const auto tag = reader.read_tag();
-    if (!tag) return false;
-    if (tag->type != WireType::kLengthDelimited) {
-      if (!reader.skip(tag->type)) return false;
-      continue;
-    }
-    const auto body = reader.read_length_delimited();
-    if (!body) return false;
-    if (tag->field != kListValuesField) continue;
-    std::string rewritten;
-    bool changed = false;
-    if (key_values) {
-      // The KeyValue's value fields, rewritten in place.
-      Splicer kv_splice(*body);
-      Reader kv_reader(*body);
-      while (!kv_reader.done()) {
-        const char* kv_begin = kv_reader.position();
-        const auto kv_tag = kv_reader.read_tag();
-        if (!kv_tag) return false;
-        if (kv_tag->type != WireType::kLengthDelimited) {
-          if (!kv_reader.skip(kv_tag->type)) return false;
-          continue;
-        }
-        const auto kv_body = kv_reader.read_length_delimited();
-        if (!kv_body) return false;
-        std::string value;
-        if (kv_tag->field == kKeyValueValueField &&
-            rewrite_any_value(*kv_body, depth, rules, &value)) {
-          kv_splice.replace_field(kv_begin, kv_reader.position(), kKeyValueValueField, value);
-        }
-      }
-      if (kv_splice.changed()) {
-        kv_splice.finish(&rewritten);
-        changed = true;
-      }
-    } else {
-      changed = rewrite_any_value(*body, depth, rules, &rewritten);
-    }
-    if (changed) splice.replace_field(begin, reader.position(), kListValuesField, rewritten);
-  }
-  if (!splice.changed()) return false;
-  splice.finish(out);
-  return true;
+  return rewrite_bytes_fields(
+      list, out, [&](std::uint32_t field, std::string_view body, std::string* rewritten) {
+        if (field != kListValuesField) return false;
+        return key_values ? rewrite_key_value_masks(body, depth, rules, rewritten)
+                          : rewrite_any_value(body, depth, rules, rewritten);
+      });
 }
 
 // Masks the string values of an AnyValue, descending into arrays and kvlists.
 bool rewrite_any_value(std::string_view any_value, int depth, const AttributeRules& rules,
                        std::string* out) {
   if (depth > kMaxMaskDepth) return false;
-  Splicer splice(any_value);
-  Reader reader(any_value);
-  while (!reader.done()) {
-    const char* begin = reader.position();
-    const auto tag = reader.read_tag();
-    if (!tag) return false;
-    if (tag->type != WireType::kLengthDelimited) {
-      if (!reader.skip(tag->type)) return false;
-      continue;
-    }
-    const auto body = reader.read_length_delimited();
-    if (!body) return false;
-    std::string rewritten;
-    if (tag->field == kAnyStringField) {
-      if (rules.mask(*body, &rewritten)) {
-        splice.replace_field(begin, reader.position(), kAnyStringField, rewritten);
-      }
-    } else if (tag->field == kAnyArrayField || tag->field == kAnyKvlistField) {
-      if (rewrite_list(*body, tag->field == kAnyKvlistField, depth + 1, rules, &rewritten)) {
-        splice.replace_field(begin, reader.position(), tag->field, rewritten);
-      }
-    }
-  }
-  if (!splice.changed()) return false;
-  splice.finish(out);
-  return true;
+  return rewrite_bytes_fields(
+      any_value, out, [&](std::uint32_t field, std::string_view body, std::string* rewritten) {
+        if (field == kAnyStringField) return rules.mask(body, rewritten);
+        if (field == kAnyArrayField || field == kAnyKvlistField) {
+          return rewrite_list(body, field == kAnyKvlistField, depth + 1, rules, rewritten);
+        }
+        return false;
+      });
 }
 
 enum class KeyValueOutcome { kUnchanged, kDeleted, kReplaced };
@@ -309,23 +286,7 @@ KeyValueOutcome rewrite_key_value(std::string_view key_value, const AttributeRul
     return KeyValueOutcome::kReplaced;
   }
   if (!rules.has_masks() || !value) return KeyValueOutcome::kUnchanged;
-  Splicer splice(key_value);
-  Reader values(key_value);
-  while (!values.done()) {
-    const char* begin = values.position();
-    const auto tag = values.read_tag();
-    if (tag->type != WireType::kLengthDelimited) {
-      values.skip(tag->type);
-      continue;
-    }
-    const auto body = values.read_length_delimited();
-    std::string rewritten;
-    if (tag->field == kKeyValueValueField && rewrite_any_value(*body, 0, rules, &rewritten)) {
-      splice.replace_field(begin, values.position(), kKeyValueValueField, rewritten);
-    }
-  }
-  if (!splice.changed()) return KeyValueOutcome::kUnchanged;
-  splice.finish(out);
+  if (!rewrite_key_value_masks(key_value, 0, rules, out)) return KeyValueOutcome::kUnchanged;
   ++stats.masked;
   return KeyValueOutcome::kReplaced;
 }
@@ -387,49 +348,42 @@ Result<std::unique_ptr<SpanProcessor>> SpanProcessor::create(
 bool SpanProcessor::rewrite_message(std::string_view message, std::uint32_t attributes_field,
                                     bool is_span, Work& work, std::string* out) const {
   Splicer splice(message);
-  Reader reader(message);
-  while (!reader.done()) {
-    const char* begin = reader.position();
-    const auto tag = reader.read_tag();
-    if (!tag) return false;  // the scanner checked span framing; a bad resource stays as is
-    if (tag->type != WireType::kLengthDelimited) {
-      if (!reader.skip(tag->type)) return false;
-      continue;
-    }
-    const auto body = reader.read_length_delimited();
-    if (!body) return false;
-    const char* end = reader.position();
-    if (tag->field == attributes_field) {
-      if (work.remove_keys != nullptr) {
-        const auto key = key_of(*body);
-        if (key && std::find(work.remove_keys->begin(), work.remove_keys->end(), *key) !=
-                       work.remove_keys->end()) {
-          splice.erase(begin, end);
-          continue;
+  // A malformed message (the scanner checked span framing; a bad resource
+  // can get here) stays as it is.
+  const bool well_formed = for_each_bytes_field(
+      message, [&](std::uint32_t field, std::string_view body, const char* begin, const char* end) {
+        if (field == attributes_field) {
+          if (work.remove_keys != nullptr) {
+            const auto key = key_of(body);
+            if (key && std::find(work.remove_keys->begin(), work.remove_keys->end(), *key) !=
+                           work.remove_keys->end()) {
+              splice.erase(begin, end);
+              return true;
+            }
+          }
+          if (!rules_) return true;
+          std::string rewritten;
+          switch (rewrite_key_value(body, *rules_, work.stats, &rewritten)) {
+            case KeyValueOutcome::kUnchanged:
+              break;
+            case KeyValueOutcome::kDeleted:
+              splice.erase(begin, end);
+              break;
+            case KeyValueOutcome::kReplaced:
+              splice.replace_field(begin, end, attributes_field, rewritten);
+              break;
+          }
+        } else if (is_span && (field == kSpanEventsField || field == kSpanLinksField)) {
+          std::string rewritten;
+          const std::uint32_t nested_attributes =
+              field == kSpanEventsField ? otlp::kEventAttributesField : kLinkAttributesField;
+          if (rewrite_message(body, nested_attributes, false, work, &rewritten)) {
+            splice.replace_field(begin, end, field, rewritten);
+          }
         }
-      }
-      if (!rules_) continue;
-      std::string rewritten;
-      switch (rewrite_key_value(*body, *rules_, work.stats, &rewritten)) {
-        case KeyValueOutcome::kUnchanged:
-          break;
-        case KeyValueOutcome::kDeleted:
-          splice.erase(begin, end);
-          break;
-        case KeyValueOutcome::kReplaced:
-          splice.replace_field(begin, end, attributes_field, rewritten);
-          break;
-      }
-    } else if (is_span && (tag->field == kSpanEventsField || tag->field == kSpanLinksField)) {
-      std::string rewritten;
-      const std::uint32_t nested_attributes =
-          tag->field == kSpanEventsField ? otlp::kEventAttributesField : kLinkAttributesField;
-      if (rewrite_message(*body, nested_attributes, false, work, &rewritten)) {
-        splice.replace_field(begin, end, tag->field, rewritten);
-      }
-    }
-  }
-  if (!splice.changed()) return false;
+        return true;
+      });
+  if (!well_formed || !splice.changed()) return false;
   splice.finish(out);
   return true;
 }
@@ -447,28 +401,21 @@ bool SpanProcessor::rewrite_group_header(std::string_view header, bool resource,
   };
   std::vector<Occurrence> resources;
   bool changed = false;
-  Reader reader(header);
-  while (!reader.done()) {
-    const char* begin = reader.position();
-    const auto tag = reader.read_tag();
-    if (!tag) return false;
-    if (tag->type != WireType::kLengthDelimited) {
-      if (!reader.skip(tag->type)) return false;
-      continue;
-    }
-    const auto body = reader.read_length_delimited();
-    if (!body) return false;
-    if (tag->field != kGroupMessageField) continue;
-    Occurrence occurrence{begin, reader.position(), std::string(*body)};
-    std::string rewritten;
-    work.remove_keys = resource && override_existing_ ? &enrichment_keys_ : nullptr;
-    if (rewrite_message(*body, attributes_field, false, work, &rewritten)) {
-      occurrence.body = std::move(rewritten);
-      changed = true;
-    }
-    work.remove_keys = nullptr;
-    resources.push_back(std::move(occurrence));
-  }
+  const bool well_formed = for_each_bytes_field(
+      header, [&](std::uint32_t field, std::string_view body, const char* begin, const char* end) {
+        if (field != kGroupMessageField) return true;
+        Occurrence occurrence{begin, end, std::string(body)};
+        std::string rewritten;
+        work.remove_keys = resource && override_existing_ ? &enrichment_keys_ : nullptr;
+        if (rewrite_message(body, attributes_field, false, work, &rewritten)) {
+          occurrence.body = std::move(rewritten);
+          changed = true;
+        }
+        work.remove_keys = nullptr;
+        resources.push_back(std::move(occurrence));
+        return true;
+      });
+  if (!well_formed) return false;
 
   std::string added;
   for (std::size_t i = 0; resource && i < enrichment_fields_.size(); ++i) {
