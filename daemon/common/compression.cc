@@ -79,15 +79,24 @@ class ZlibStream {
   bool ready_ = false;
 };
 
-// windowBits 15+16 is gzip framing, 15 zlib framing: one stream per thread for each.
+// windowBits 15+16 is gzip framing, 15 zlib framing: one stream per thread
+// for each kind, made on first use (a deflate stream holds ~270 KiB, which a
+// receiver thread that only inflates should not carry).
 z_stream* thread_zlib_stream(bool inflating, int window_bits) {
-  thread_local ZlibStream gzip_inflate(true, 15 + 16);
-  thread_local ZlibStream zlib_inflate(true, 15);
-  thread_local ZlibStream gzip_deflate(false, 15 + 16);
+  if (inflating) {
+    if (window_bits == 15 + 16) {
+      thread_local ZlibStream gzip_inflate(true, 15 + 16);
+      return gzip_inflate.fresh();
+    }
+    thread_local ZlibStream zlib_inflate(true, 15);
+    return zlib_inflate.fresh();
+  }
+  if (window_bits == 15 + 16) {
+    thread_local ZlibStream gzip_deflate(false, 15 + 16);
+    return gzip_deflate.fresh();
+  }
   thread_local ZlibStream zlib_deflate(false, 15);
-  const bool gzip = window_bits == 15 + 16;
-  if (inflating) return gzip ? gzip_inflate.fresh() : zlib_inflate.fresh();
-  return gzip ? gzip_deflate.fresh() : zlib_deflate.fresh();
+  return zlib_deflate.fresh();
 }
 
 // windowBits 15+16 reads gzip framing, 15 reads zlib framing.
