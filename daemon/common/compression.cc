@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <memory>
 
 namespace spanrelay {
@@ -149,7 +150,34 @@ ZSTD_CCtx* thread_zstd_cctx() {
   return context.get();
 }
 
+// True when every frame in the body is a current zstd frame or a skippable
+// one. Debian's libzstd still decodes the pre-1.0 "legacy" formats, whose
+// frames declare a content size they need not keep to (fuzzing found one that
+// declares more than it yields), so a body's result would depend on the cap.
+// No OTLP sender writes them; they are refused as corrupt.
+bool only_current_zstd_frames(std::string_view input) {
+  while (!input.empty()) {
+    if (input.size() < 4) return false;
+    const auto byte = [&](std::size_t i) {
+      return static_cast<std::uint32_t>(static_cast<unsigned char>(input[i]));
+    };
+    const std::uint32_t magic = byte(0) | byte(1) << 8 | byte(2) << 16 | byte(3) << 24;
+    if (magic != ZSTD_MAGICNUMBER &&
+        (magic & ZSTD_MAGIC_SKIPPABLE_MASK) != ZSTD_MAGIC_SKIPPABLE_START) {
+      return false;
+    }
+    const std::size_t frame_size = ZSTD_findFrameCompressedSize(input.data(), input.size());
+    // A truncated or broken frame is left to the decoder, which names the fault.
+    if (ZSTD_isError(frame_size)) return true;
+    input.remove_prefix(frame_size);
+  }
+  return true;
+}
+
 Decompressed unzstd_body(std::string_view input, std::size_t max_output) {
+  if (!only_current_zstd_frames(input)) {
+    return corrupt("invalid zstd body: not a zstd frame (legacy pre-1.0 formats are refused)");
+  }
   // Refuse early when the frame header already declares too much.
   const auto declared = ZSTD_getFrameContentSize(input.data(), input.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR) return corrupt("invalid zstd frame header");
