@@ -93,7 +93,7 @@ class ProcessingSection {
   }
 
   std::optional<std::string> read_regex(const Field& field) {
-    const auto pattern = reader_.text(&field, "an RE2 regular expression", Empty::kRejected);
+    auto pattern = reader_.text(&field, "an RE2 regular expression", Empty::kRejected);
     if (!pattern) return std::nullopt;
     if (pattern->size() > kMaxPatternBytes) {
       reader_.fail(field, "expected a regular expression of at most " +

@@ -17,7 +17,7 @@ constexpr std::array<std::pair<std::string_view, TlsVersion>, 2> kTlsVersions{{
 // A file path: non-empty, no NUL (the files are read when the listener or
 // exporter starts, and again when they change: a missing file is reported then).
 std::optional<std::string> read_path(YamlReader& reader, const Field* field) {
-  const auto path = reader.text(field, "a file path", Empty::kRejected);
+  auto path = reader.text(field, "a file path", Empty::kRejected);
   if (!path) return std::nullopt;
   if (path->find('\0') != std::string::npos) {
     reader.fail(*field, "the path contains a NUL byte");

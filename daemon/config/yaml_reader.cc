@@ -249,7 +249,9 @@ Section YamlReader::open_map(const YAML::Node& node, const YAML::Mark& where,
       return {};
     }
     const std::string& name = key.Scalar();
-    std::string key_path = path.empty() ? name : path + "." + name;
+    std::string key_path = path;
+    if (!key_path.empty()) key_path += '.';
+    key_path += name;
     if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
       fail_at(key.Mark(), "unknown key " + quoted(key_path) +
                               " (expected one of: " + comma_list(allowed) + ")");

@@ -115,6 +115,7 @@ class YamlReader {
   void read_choice(const Section& section, std::string_view key, const Choices& choices, T* out) {
     const Field* field = section.get(key);
     std::vector<std::string_view> names;
+    names.reserve(std::size(choices));
     for (const auto& [name, choice] : choices) names.push_back(name);
     const std::string expected = "one of " + or_list(names);
     const auto value = text(field, expected, Empty::kRejected);

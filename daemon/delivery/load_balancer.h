@@ -126,7 +126,7 @@ class LoadBalancer {
   void eject(Member& member, Clock::time_point now);
   void rejoin(Member& member);
   void retire(Member& member);
-  void close_member(std::shared_ptr<Member> member);
+  void close_member(const std::shared_ptr<Member>& member);
   // Publishes the ring of members that are in it; counts a rebalance.
   void publish_routing();
   void wake_maintenance();

@@ -229,7 +229,7 @@ void LoadBalancer::retire(Member& member) {
                queued.size());
 }
 
-void LoadBalancer::close_member(std::shared_ptr<Member> member) {
+void LoadBalancer::close_member(const std::shared_ptr<Member>& member) {
   const auto current = routing();
   if (!current || current->owners.empty()) return;  // keep it until others exist
   // Attempts in flight finish; failing ones give their batch back. This may
