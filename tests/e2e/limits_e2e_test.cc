@@ -251,11 +251,17 @@ TEST_CASE("limits: max_connections closes the connection over the limit, counted
     ::close(first);
     ::close(second);
   }
-  // Once the surplus connections are gone, clients are served again.
+  // Once the surplus connections are gone, clients are served again. Until the
+  // daemon has seen the two closes, a new connection is still over the limit
+  // and is reset: that is "not yet", not a failure.
   CHECK(wait_until([&] {
     const std::string good = one_span_request().SerializeAsString();
-    return http_export(address_of(daemon, "http", false), good).status == 200 &&
-           grpc_export(address_of(daemon, "grpc", false), good).status == 0;
+    try {
+      return http_export(address_of(daemon, "http", false), good).status == 200 &&
+             grpc_export(address_of(daemon, "grpc", false), good).status == 0;
+    } catch (const std::exception&) {
+      return false;
+    }
   }));
 }
 
