@@ -176,17 +176,22 @@ RequestVerdict SpanRecorder::handle(Transport transport, std::string_view body,
     } else {
       verdict.kind = RequestVerdict::Kind::kAccepted;
       verdict.rejected_spans = options_.partial_reject;
-      if (spans_out_) {
-        std::string lines;
-        append_span_lines(lines, request, transport_name(transport), verdict.request_number, t_ms);
-        spans_out_->append(lines);
-      }
-      spans_ += spans;
-      ++accepted_requests_;
     }
   }
+  // The request's line is written before its spans: a test that has seen the
+  // spans arrive may read the request (its encoding, its authorization)
+  // without waiting again.
   write_request_line(transport, verdict.request_number, spans, result_label(transport, verdict),
                      encoding, t_ms, authorization);
+  if (verdict.kind == RequestVerdict::Kind::kAccepted) {
+    if (spans_out_) {
+      std::string lines;
+      append_span_lines(lines, request, transport_name(transport), verdict.request_number, t_ms);
+      spans_out_->append(lines);
+    }
+    spans_ += spans;
+    ++accepted_requests_;
+  }
   return verdict;
 }
 
